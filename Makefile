@@ -1,0 +1,16 @@
+# The two commands of the README: `make run` (the main job) and `make test`.
+# Each installs what it needs first (scripts/install.sh; only what is missing).
+
+.PHONY: install run test benchmark
+
+install:
+	@bash scripts/install.sh
+
+run: install
+	.venv/bin/softgrade train
+
+test: install
+	.venv/bin/python -m pytest
+
+benchmark: install
+	.venv/bin/python benchmarks/train_speed.py
