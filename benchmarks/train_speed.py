@@ -22,6 +22,7 @@ from solutions.training import TrainConfig, train_reference
 
 def book_loop(config):
     """d2l 3.6 as printed: DataLoader + ToTensor, the book's functions, on the CPU."""
+    torch.set_num_threads(config.threads)  # the same as softgrade's loop gets
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)  # the DataLoader's shuffling draws from the global RNG
     start = time.perf_counter()
@@ -52,7 +53,7 @@ def main():
     print(f"{'book (DataLoader, cpu)':<28} {book_seconds:>8.2f} {book_acc:>9.4f}")
     print(f"{'softgrade train (' + device + ')':<28} {fast_seconds:>8.2f} {fast_acc:>9.4f}")
     print(f"speed-up: {book_seconds / fast_seconds:.1f}x over {args.epochs} epochs "
-          f"({torch.get_num_threads()} torch threads)")
+          f"({config.threads} torch thread(s) in both)")
 
 
 if __name__ == "__main__":

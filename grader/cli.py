@@ -1,42 +1,56 @@
-"""The `softgrade` command line: one subcommand per thing a user does."""
+"""The `softgrade` command line: one subcommand per thing a user does.
+
+Each command lives in its own module; only the chosen one is imported, so that
+`softgrade --help` or `softgrade release` do not pay for importing torch.
+"""
 
 import argparse
+import importlib
 import sys
 
-from solutions.data import DataNotFoundError
-from solutions.device import DeviceUnavailableError
-
-from . import train
-
-COMMANDS = {"train": train}
-
-
-# Problems the user can fix (missing data, no GPU, unwritable output): reported as
-# a message and exit code 2, never as a traceback.
-USER_ERRORS = (DataNotFoundError, DeviceUnavailableError, OSError)
+# name -> (module, one-line help), in the order users meet them.
+COMMANDS = {
+    "release": ("grader.release", "make the student notebook from the instructor's source notebook"),
+    "check": ("grader.check", "check a notebook against its public tests (students)"),
+    "train": ("grader.train", "train the reference softmax regression on Fashion-MNIST"),
+}
 
 
-def build_parser():
+def chosen_command(argv):
+    """The subcommand named in argv, if any (the first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv):
     parser = argparse.ArgumentParser(
         prog="softgrade",
         description="Auto-graded softmax regression (d2l chapter 3): the reference "
                     "solution, the student notebook and its grader.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(sub)
+    chosen = chosen_command(argv)
+    for name, (module_name, help_line) in COMMANDS.items():
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            sub = subparsers.add_parser(name, help=help_line, description=module.DESCRIPTION,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+            module.add_arguments(sub)
+        else:
+            subparsers.add_parser(name, help=help_line)
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
     try:
-        return COMMANDS[args.command].run(args)
+        return module.run(args)
     except KeyboardInterrupt:
         print("softgrade: interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as err:
+    except module.USER_ERRORS as err:
+        # Problems the user can fix (a missing file, no data, no GPU): one line
+        # and exit code 2, never a traceback.
         print(f"softgrade {args.command}: error: {err}", file=sys.stderr)
         return 2
 

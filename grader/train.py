@@ -8,10 +8,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from solutions.device import DEVICE_CHOICES
+from solutions.data import DataNotFoundError
+from solutions.device import DEVICE_CHOICES, DeviceUnavailableError
 from solutions.training import TrainConfig, train_reference
 
-HELP = "train the reference softmax regression on Fashion-MNIST"
+USER_ERRORS = (DataNotFoundError, DeviceUnavailableError, OSError)
+
 DESCRIPTION = """\
 Train the reference softmax regression (d2l 3.6) on Fashion-MNIST with the book's
 defaults, print a per-epoch table, and save the training curves and a picture of
@@ -53,6 +55,8 @@ def add_arguments(parser):
                         help="where to train; auto = CUDA when available (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seeds initialisation and shuffling (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=defaults.threads,
+                        help="CPU threads for torch (default: %(default)s; the model is small)")
     parser.add_argument("--data-dir", default=None,
                         help="directory to look for (or unpack) Fashion-MNIST first")
     parser.add_argument("--no-download", dest="download", action="store_false",
@@ -87,7 +91,7 @@ def summary(result, pictures):
 def run(args):
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          device=args.device, seed=args.seed, data_dir=args.data_dir,
-                         download=args.download)
+                         download=args.download, threads=args.threads)
     # With --json on stdout, everything for people goes to stderr so stdout parses.
     table = sys.stderr if args.json == "-" else sys.stdout
     progress = tqdm(total=config.epochs, desc="training", unit="epoch", file=sys.stderr,

@@ -8,7 +8,7 @@ from .data import (DataNotFoundError, TensorBatches, find_fashion_mnist,
                    load_fashion_mnist_tensors)
 from .device import DeviceUnavailableError, resolve_device
 from .exercises import (bayes_decision, decide_with_reject, expected_cost, full_log_prob,
-                        log_softmax, logsumexp, naive_cross_entropy_breaks,
+                        log_softmax, naive_cross_entropy_breaks,
                         naive_softmax_breaks, overflow_threshold, softmax_cross_entropy,
                         stable_softmax, two_level_log_prob)
 from .softmax_regression import (TEXT_LABELS, Accumulator, accuracy, cross_entropy,
@@ -21,7 +21,7 @@ __all__ = [
     "evaluate_accuracy", "expected_cost", "find_fashion_mnist", "full_log_prob",
     "get_fashion_mnist_labels", "init_params", "load_data_fashion_mnist",
     "load_data_fashion_mnist_fast", "load_fashion_mnist_tensors", "log_softmax",
-    "logsumexp", "naive_cross_entropy_breaks", "naive_softmax_breaks", "net",
+    "naive_cross_entropy_breaks", "naive_softmax_breaks", "net",
     "overflow_threshold", "predict_ch3", "resolve_device", "sgd", "softmax",
     "softmax_cross_entropy", "stable_softmax", "train_ch3", "train_epoch_ch3",
     "two_level_log_prob",

@@ -17,12 +17,9 @@ TEXT_LABELS = ["t-shirt", "trouser", "pullover", "dress", "coat",
 
 
 def softmax(X):
-    """Row-wise softmax by the definition: X [n, q] -> [n, q], each row sums to 1.
-
-    `partition` has shape [n, 1], so the division broadcasts it over the q columns.
-    """
+    """Row-wise softmax by the definition: X [n, q] -> [n, q], each row sums to 1."""
     X_exp = torch.exp(X)
-    partition = X_exp.sum(1, keepdim=True)
+    partition = X_exp.sum(1, keepdim=True)  # [n, 1]: broadcast over the q columns below
     return X_exp / partition
 
 
@@ -50,10 +47,8 @@ def net(X):
 
 
 def cross_entropy(y_hat, y):
-    """Per-example loss -log(y_hat[i, y[i]]): y_hat [n, q] probabilities, y [n] labels -> [n].
-
-    The index pair (0..n-1, y) picks, in each row, the probability of the true class.
-    """
+    """Per-example loss -log(y_hat[i, y[i]]): y_hat [n, q] probabilities, y [n] labels -> [n]."""
+    # The index pair (rows, y) picks, in each row, the probability of the true class.
     rows = torch.arange(y_hat.shape[0], device=y_hat.device)
     return -torch.log(y_hat[rows, y])
 

@@ -29,6 +29,10 @@ class TrainConfig:
     """Where to look for Fashion-MNIST first (see data.find_fashion_mnist)."""
     download: bool = True
     """Whether torchvision may download the data when no local copy is found."""
+    threads: int = 1
+    """CPU threads for torch. The matrices are small ([256, 784] @ [784, 10]): one
+    thread is as fast as several, and it does not slow down by 30x when another
+    process keeps a core busy (threads that wait for each other do)."""
 
 
 @dataclass
@@ -68,6 +72,7 @@ class TrainResult:
 def train_reference(config, on_epoch=None, num_predictions=8):
     """Train softmax regression as the book does; `on_epoch(record)` after each epoch."""
     device = resolve_device(config.device)
+    torch.set_num_threads(config.threads)
     generator = torch.Generator().manual_seed(config.seed)
     train_iter, test_iter = load_data_fashion_mnist_fast(
         config.batch_size, device=device, data_dir=config.data_dir, generator=generator,

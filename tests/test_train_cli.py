@@ -73,7 +73,7 @@ def test_other_hyper_parameters_are_applied(tmp_path):
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["config"] | {"data_dir": None} == {
         "epochs": 1, "lr": 0.05, "batch_size": 1000, "device": "auto", "seed": 3,
-        "data_dir": None, "download": True}
+        "data_dir": None, "download": True, "threads": 1}
     assert summary["pictures"] == {} and not (tmp_path / "out").exists()
     assert "epoch" in proc.stdout  # the table is on stdout when --json writes a file
 

@@ -1,0 +1,98 @@
+"""Reading notebooks and finding the assignment's parts in them.
+
+A part is named by nbgrader metadata (schema v3): the public test cell of an
+auto-graded part has `grade_id` equal to the part id (ASSIGNMENT.md) and carries
+its points; its code lives in the cell `<part>_solution`; a written answer is a
+Markdown cell with `solution` and `grade` set. Cells tagged `softgrade-demo` are
+heavy demonstrations (training runs, plots) that students run and that
+`softgrade check` and the grader skip.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+DEMO_TAG = "softgrade-demo"
+SOLUTION_SUFFIX = "_solution"
+STUB_LINE = "raise NotImplementedError()"
+TEXT_STUB = "YOUR ANSWER HERE"
+
+
+class NotebookError(ValueError):
+    """A file that cannot be used as a notebook; the message is one line for the user."""
+
+
+@dataclass
+class Part:
+    """One graded part of the assignment, as the notebook lays it out."""
+
+    id: str
+    """The part id of ASSIGNMENT.md, e.g. 'softmax' or 'ex1_written'."""
+    points: float
+    """Points the source notebook gives the part."""
+    written: bool
+    """True for a Markdown answer graded by hand; False for auto-graded code."""
+    cell: int
+    """Index of the part's graded cell: the public test cell, or the written answer."""
+    solution_cell: int | None
+    """Index of the cell holding the part's code (`<part>_solution`), if present."""
+
+
+def read_notebook(path):
+    """Read any notebook file as nbformat 4; NotebookError with a one-line reason otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotebookError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise NotebookError(f"{path}: not a notebook (not UTF-8 text)") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise NotebookError(f"{path}: not a notebook (invalid JSON: {err})") from None
+    if not isinstance(raw, dict) or "nbformat" not in raw:
+        raise NotebookError(f"{path}: not a notebook (no 'nbformat' field)")
+    try:
+        notebook = nbformat.reads(text, as_version=4)
+        nbformat.validate(notebook)
+    except Exception as err:  # nbformat raises several unrelated types for bad input
+        reason = " ".join(str(err).split())[:300]
+        raise NotebookError(f"{path}: not a valid notebook ({reason})") from None
+    return notebook
+
+
+def nbgrader_metadata(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_demo(cell):
+    return DEMO_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def find_parts(notebook):
+    """The graded parts of a notebook, in notebook order."""
+    solution_cells = {}
+    for index, cell in enumerate(notebook.cells):
+        grade_id = nbgrader_metadata(cell).get("grade_id", "")
+        if grade_id.endswith(SOLUTION_SUFFIX):
+            solution_cells[grade_id[:-len(SOLUTION_SUFFIX)]] = index
+    parts = []
+    for index, cell in enumerate(notebook.cells):
+        meta = nbgrader_metadata(cell)
+        if not meta.get("grade"):
+            continue
+        written = cell.cell_type == "markdown"
+        parts.append(Part(id=meta["grade_id"], points=float(meta.get("points", 0)),
+                          written=written, cell=index,
+                          solution_cell=None if written else solution_cells.get(meta["grade_id"])))
+    return parts
+
+
+def is_stub(cell):
+    """Whether a solution cell still holds a stub that the student has not replaced."""
+    if cell.cell_type == "markdown":
+        return cell.source.strip() in ("", TEXT_STUB)
+    return STUB_LINE in cell.source
