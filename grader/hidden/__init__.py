@@ -1,0 +1,60 @@
+"""The hidden tests: one module per part id of ASSIGNMENT.md, each with a list
+`TESTS` of `HiddenTest`s. They live only here (never in the notebook or the
+release), run in the grader's process, and reach the student's code only
+through a `Student` (calls whose arguments and results are plain data).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+
+class StudentError(Exception):
+    """The student's code raised; `ename` is the exception's class name, `message` its text."""
+
+    def __init__(self, ename, message):
+        super().__init__(f"{ename}: {message}")
+        self.ename, self.message = ename, message
+
+
+class Student(Protocol):
+    """What a hidden test may do with a submission."""
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Call the submission's function `name` on plain arguments (tensors, numbers,
+        strings, lists, tuples, dicts, None) and return its plain result.
+        Raises StudentError when the student's code raises, and NotImplementedError
+        (a StudentError with ename 'NotImplementedError') for a stub."""
+
+    def has(self, name: str) -> bool:
+        """Whether the submission defines `name` at all."""
+
+    def set_global(self, name: str, value: Any) -> None:
+        """Bind a plain value to a global of the submission (e.g. `W` and `b` for `net`);
+        tensors arrive with requires_grad as sent."""
+
+
+@dataclass
+class Verdict:
+    """What one hidden test concluded."""
+
+    passed: bool
+    """Whether the student's code did what the test asked."""
+    message: str = ""
+    """For the student: what was tried (shapes, dtypes), the error against the
+    tolerance and, when recognised, the name of the mistake."""
+    details: dict = field(default_factory=dict)
+    """Measured numbers for reports (max_abs_error, tolerance, shapes, mistake, ...)."""
+
+
+@dataclass
+class HiddenTest:
+    """One hidden test of one part."""
+
+    name: str
+    """Short and unique within the part, e.g. 'float16 [64, 10] matches torch.softmax'."""
+    part: str
+    """The part id of ASSIGNMENT.md whose points this test carries."""
+    weight: float
+    """Share of the part's points, relative to the part's other tests."""
+    run: Callable[[Student], Verdict]
+    """The test itself; it may raise StudentError, which counts as an error outcome."""

@@ -1,0 +1,292 @@
+"""Where a submission is executed: a fresh child process per submission (and per
+part after a crash), fenced in by every layer this machine allows.
+
+Layers, outermost first:
+  1. bubblewrap namespaces (when they work here): no network, private pids, /tmp
+     and working directory, a read-only view of only the interpreter, its
+     packages and the system libraries: the grader's and the reference
+     solution's files do not exist inside, and no capabilities;
+  2. without namespaces, an unprivileged uid when the grader runs as root and
+     that uid can run the interpreter; otherwise a warning says isolation is
+     reduced to the limits below;
+  3. resource limits in the child (address space, CPU time, file size, no core
+     dumps), a fixed thread count, a minimal environment;
+  4. a wall clock per request and a kill of the whole process group.
+The verdict never depends on the child's word: it only returns plain data (see
+protocol.py), which the grader's hidden tests judge in the grader's process.
+"""
+
+import functools
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import protocol
+
+NOBODY = 65534
+HERE = Path(__file__).resolve().parent
+CHILD_FILES = ("protocol.py", "sandbox_child.py")
+INSIDE_DIR = "/submission"
+# What `import torch` says when the address-space limit stops it from mapping its libraries.
+IMPORT_OUT_OF_MEMORY = ("failed to map segment", "std::bad_alloc", "cannot allocate memory")  # the working directory, as the child sees it inside bubblewrap
+
+
+class ChildTimeout(Exception):
+    """The child did not answer within the wall clock; it has been killed."""
+
+
+class ChildCrashed(Exception):
+    """The child died or broke the protocol; it has been killed. The message says how."""
+
+
+class LimitTooLow(ChildCrashed):
+    """The child could not even import torch under the memory limit: the grader's
+    configuration is at fault, not the submission."""
+
+
+@dataclass
+class Limits:
+    """Resources one child may use."""
+
+    memory_mb: int = 6144
+    """Address space (RLIMIT_AS). `import torch` of the CUDA-enabled wheel maps about
+    3.5 GiB of address space before any work (the CPU-only wheel about 650 MiB)."""
+    cpu_seconds: int = 600
+    """CPU time over the child's whole life (RLIMIT_CPU)."""
+    file_mb: int = 64
+    """Largest file the child may write (RLIMIT_FSIZE), its captured output included."""
+    load_seconds: float = 120.0
+    """Wall clock for starting the child and running the submission's cells."""
+    call_seconds: float = 60.0
+    """Wall clock for one request, unless the request names its own."""
+
+
+@dataclass
+class Isolation:
+    """Which layers a child actually got."""
+
+    namespaces: bool
+    """bubblewrap: no network, private pids and files, grader files unreachable."""
+    unprivileged: bool
+    """The child runs as a uid other than root."""
+    warnings: list[str] = field(default_factory=list)
+    """What is missing, for the grader's report."""
+
+
+@functools.cache
+def bubblewrap_works():
+    """Whether bubblewrap can create its namespaces here (containers may forbid it)."""
+    if shutil.which("bwrap") is None:
+        return False
+    probe = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--cap-drop", "ALL",
+                            "--uid", str(NOBODY), "--gid", str(NOBODY), "true"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+@functools.cache
+def nobody_can_run_python():
+    """Whether uid `nobody` can start this interpreter (it may live under a 0700 /root)."""
+    if os.geteuid() != 0:
+        return False
+    probe = subprocess.run([sys.executable, "-I", "-c", "import torch"], capture_output=True,
+                           timeout=120, user=NOBODY, group=NOBODY, cwd="/")
+    return probe.returncode == 0
+
+
+def choose_isolation(use_namespaces=True):
+    if use_namespaces and bubblewrap_works():
+        return Isolation(namespaces=True, unprivileged=True)
+    warnings = ["bubblewrap namespaces are not available here: the submission can reach the "
+                "network and see other processes"]
+    if os.geteuid() != 0:
+        return Isolation(namespaces=False, unprivileged=True, warnings=warnings)
+    if nobody_can_run_python():
+        return Isolation(namespaces=False, unprivileged=True, warnings=warnings)
+    warnings.append("the submission runs as root (uid nobody cannot run this Python): it can "
+                    "read any file of this machine, the reference solution included")
+    return Isolation(namespaces=False, unprivileged=False, warnings=warnings)
+
+
+def child_environment(home):
+    return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": home}
+
+
+def bubblewrap_command(workdir, python_args):
+    """bwrap argv showing the child only the interpreter, its packages and system libraries."""
+    readonly = {"/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/localtime",
+                sys.base_prefix, sys.prefix}
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", str(NOBODY), "--gid", str(NOBODY), "--clearenv"]
+    for path in sorted(readonly):
+        argv += ["--ro-bind-try", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--bind", str(workdir), INSIDE_DIR, "--chdir", INSIDE_DIR]
+    for device in sorted(Path("/dev").glob("nvidia*")):  # the GPU, where there is one
+        argv += ["--dev-bind", str(device), str(device)]
+    for key, value in child_environment(INSIDE_DIR).items():
+        argv += ["--setenv", key, value]
+    return argv + ["--", *python_args]
+
+
+def _limit_child(limits, drop_to_nobody):
+    """Runs in the child between fork and exec."""
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds,) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if drop_to_nobody:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+
+class SubmissionProcess:
+    """One running child holding a submission's definitions, answering requests."""
+
+    def __init__(self, cells, limits=None, use_namespaces=True, device="cpu"):
+        self.cells = list(cells)
+        self.limits = limits or Limits()
+        self.device = device
+        self.isolation = choose_isolation(use_namespaces)
+        self.process = None
+        self.workdir = None
+        self.cell_errors = []
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self):
+        """Start the child and run the cells; returns [{index, ename, message}] of failed cells."""
+        self.workdir = Path(tempfile.mkdtemp(prefix="softgrade-"))
+        for name in CHILD_FILES:
+            shutil.copy(HERE / name, self.workdir / name)
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        inside = INSIDE_DIR if self.isolation.namespaces else str(self.workdir)
+        python_args = [sys.executable, "-I", "-u", f"{inside}/sandbox_child.py",
+                       str(request_read), str(reply_write)]
+        drop = not self.isolation.namespaces and self.isolation.unprivileged and os.geteuid() == 0
+        if drop:
+            os.chown(self.workdir, NOBODY, NOBODY)
+        argv = bubblewrap_command(self.workdir, python_args) if self.isolation.namespaces \
+            else python_args
+        self.output_path = self.workdir / "output.txt"
+        with open(self.output_path, "wb") as output:
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                pass_fds=(request_read, reply_write), cwd=self.workdir, start_new_session=True,
+                env=child_environment(str(self.workdir)),
+                preexec_fn=functools.partial(_limit_child, self.limits, drop))
+        os.close(request_read)
+        os.close(reply_write)
+        self.requests = os.fdopen(request_write, "wb", buffering=0)
+        self.replies = reply_read
+        try:
+            self.cell_errors = self._request("load", self.cells, timeout=self.limits.load_seconds)
+        except ChildCrashed as crash:
+            if any(sign in str(crash) for sign in IMPORT_OUT_OF_MEMORY):
+                raise LimitTooLow(f"the memory limit of {self.limits.memory_mb} MiB is too low "
+                                  f"to import torch here ({crash})") from None
+            raise
+        return self.cell_errors
+
+    def close(self):
+        """Kill the child's whole process group and remove its files."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+            self.requests.close()
+            os.close(self.replies)
+            self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def output(self, limit=10_000):
+        """The tail of what the submission printed."""
+        try:
+            return self.output_path.read_bytes()[-limit:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    # -- requests (the Student interface of grader.hidden) -------------------------
+
+    def call(self, name, *args, timeout=None):
+        return self._request("call", [name, list(args)], timeout=timeout)
+
+    def has(self, name):
+        return self._request("has", [name])
+
+    def set_global(self, name, value):
+        self._request("set_global", [name, value])
+
+    def _request(self, op, args, timeout=None):
+        from .hidden import StudentError  # the hidden tests' view of a student exception
+
+        if self.process is None:
+            raise ChildCrashed("the submission's process is not running")
+        blobs = []
+        header = {"op": op, "args": protocol.encode_value(args, blobs), "device": self.device}
+        try:
+            protocol.write_message(self.requests, header, blobs)
+            reply, reply_blobs = protocol.read_message(
+                _DeadlineReader(self.replies, time.monotonic() + (timeout or self.limits.call_seconds)))
+            value = protocol.decode_value(reply.get("value"), reply_blobs)
+        except TimeoutError:
+            self.close()
+            raise ChildTimeout(f"no answer within {timeout or self.limits.call_seconds:g} s") from None
+        except (EOFError, BrokenPipeError, protocol.ProtocolError, KeyError, TypeError,
+                ValueError) as err:
+            reason = self._death_reason(err)
+            self.close()
+            raise ChildCrashed(reason) from None
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise StudentError(str(error.get("ename", "Exception")), str(error.get("message", "")))
+        return value
+
+    def _death_reason(self, err):
+        try:
+            code = self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return f"the submission broke the grader's protocol ({err})"
+        if code < 0:
+            name = signal.Signals(-code).name
+            hint = {"SIGKILL": " (memory or CPU limit?)", "SIGXCPU": " (CPU time limit)",
+                    "SIGXFSZ": " (file size limit)", "SIGSEGV": ""}.get(name, "")
+            return f"the submission's process was killed by {name}{hint}"
+        tail = self.output().strip().splitlines()[-1:] or [""]
+        return f"the submission's process exited with code {code}: {tail[0][:200]}"
+
+
+class _DeadlineReader:
+    """A readable over a pipe fd that raises TimeoutError at a deadline."""
+
+    def __init__(self, fd, deadline):
+        self.fd, self.deadline = fd, deadline
+
+    def read(self, n):
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+            raise TimeoutError
+        return os.read(self.fd, n)

@@ -1,0 +1,89 @@
+"""What runs inside the sandbox: executes a submission's cells and answers the
+grader's requests with plain data (see protocol.py).
+
+It is copied into the sandbox with protocol.py and run as a script; it must not
+import the grader (which the sandbox cannot reach anyway). Everything here is
+the student's territory once the cells have run: the grader trusts no answer
+beyond "this is what the student's function returned".
+
+    python -I sandbox_child.py REQUEST_FD REPLY_FD
+"""
+
+import os
+import sys
+
+
+def main(request_fd, reply_fd):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    import protocol
+
+    torch.set_num_threads(1)
+    requests = os.fdopen(request_fd, "rb", buffering=0)
+    replies = os.fdopen(reply_fd, "wb", buffering=0)
+
+    config = Config()
+    config.HistoryManager.enabled = False  # no sqlite file in the sandbox
+    shell = InteractiveShell.instance(config=config)
+    shell.enable_gui = lambda gui=None: None  # `%matplotlib inline` with no front end: draw nowhere
+    namespace = shell.user_ns
+
+    def reply(header, value=None):
+        blobs = []
+        protocol.write_message(replies, {**header, "value": protocol.encode_value(value, blobs)},
+                               blobs)
+
+    def describe(err):
+        try:
+            message = str(err)[:2000]
+        except Exception:
+            message = "<unprintable exception>"
+        return {"ename": type(err).__name__, "message": message}
+
+    def to_device(value, device):
+        if isinstance(value, torch.Tensor):
+            return value.to(device).requires_grad_(value.requires_grad) \
+                if value.is_floating_point() else value.to(device)
+        if isinstance(value, (list, tuple)):
+            return type(value)(to_device(v, device) for v in value)
+        if isinstance(value, dict):
+            return {k: to_device(v, device) for k, v in value.items()}
+        return value
+
+    while True:
+        header, blobs = protocol.read_message(requests)
+        op = header.get("op")
+        try:
+            args = protocol.decode_value(header.get("args"), blobs)
+            if op == "load":
+                cell_errors = []
+                for index, source in enumerate(args):
+                    result = shell.run_cell(source, store_history=False)
+                    error = result.error_before_exec or result.error_in_exec
+                    if error is not None:
+                        cell_errors.append({"index": index, **describe(error)})
+                reply({"ok": True}, cell_errors)
+            elif op == "has":
+                reply({"ok": True}, args[0] in namespace)
+            elif op == "set_global":
+                name, value = args
+                namespace[name] = to_device(value, header.get("device", "cpu"))
+                reply({"ok": True})
+            elif op == "call":
+                name, call_args = args[0], to_device(args[1], header.get("device", "cpu"))
+                if name not in namespace:
+                    raise NameError(f"name {name!r} is not defined")
+                reply({"ok": True}, namespace[name](*call_args))
+            elif op == "exit":
+                return
+            else:
+                raise ValueError(f"unknown request {op!r}")
+        except BaseException as err:  # the student's exception, SystemExit included
+            reply({"ok": False, "error": describe(err)})
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]))
