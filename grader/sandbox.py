@@ -97,8 +97,11 @@ def nobody_can_run_python():
     """Whether uid `nobody` can start this interpreter (it may live under a 0700 /root)."""
     if os.geteuid() != 0:
         return False
-    probe = subprocess.run([sys.executable, "-I", "-c", "import torch"], capture_output=True,
-                           timeout=120, user=NOBODY, group=NOBODY, cwd="/")
+    try:
+        probe = subprocess.run([sys.executable, "-I", "-c", "import torch"], capture_output=True,
+                               timeout=120, user=NOBODY, group=NOBODY, cwd="/")
+    except OSError:  # e.g. the interpreter under a 0700 /root: exec is refused
+        return False
     return probe.returncode == 0
 
 
