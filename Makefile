@@ -1,12 +1,16 @@
-# The two commands of the README: `make run` (the main job) and `make test`.
-# Each installs what it needs first (scripts/install.sh; only what is missing).
+# The two commands of the README: `make run` (the main job: grade the bundled
+# example submissions) and `make test`. Each installs what it needs first
+# (scripts/install.sh; only what is missing).
 
-.PHONY: install run test benchmark
+.PHONY: install run train test benchmark
 
 install:
 	@bash scripts/install.sh
 
 run: install
+	.venv/bin/softgrade grade-batch examples/submissions --workers 2 --out out/examples/grades.csv
+
+train: install
 	.venv/bin/softgrade train
 
 test: install

@@ -12,6 +12,8 @@ import sys
 COMMANDS = {
     "release": ("grader.release", "make the student notebook from the instructor's source notebook"),
     "check": ("grader.check", "check a notebook against its public tests (students)"),
+    "grade": ("grader.grade", "grade one submission: hidden tests, budgets, reports"),
+    "grade-batch": ("grader.batch", "grade a folder of submissions in parallel into a CSV"),
     "train": ("grader.train", "train the reference softmax regression on Fashion-MNIST"),
 }
 

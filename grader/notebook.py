@@ -96,3 +96,21 @@ def is_stub(cell):
     if cell.cell_type == "markdown":
         return cell.source.strip() in ("", TEXT_STUB)
     return STUB_LINE in cell.source
+
+
+def cell_with_grade_id(notebook, grade_id):
+    """The cell whose nbgrader grade_id is `grade_id` (KeyError if none)."""
+    for cell in notebook.cells:
+        if nbgrader_metadata(cell).get("grade_id") == grade_id:
+            return cell
+    raise KeyError(f"no cell with grade_id {grade_id!r}")
+
+
+def replace_in_cell(notebook, grade_id, old, new):
+    """Replace `old` by `new` in one cell's source (a readable edit of a notebook, for
+    example submissions and test corpora); ValueError if `old` is not there."""
+    cell = cell_with_grade_id(notebook, grade_id)
+    if old not in cell.source:
+        raise ValueError(f"{old!r} is not in cell {grade_id}")
+    cell.source = cell.source.replace(old, new)
+    return notebook

@@ -1,7 +1,7 @@
 """The wire format between the grader and a submission's process: plain data only.
 
 A message is a JSON header plus raw byte blobs, each length-prefixed. Values are
-None, bool, int, float, str, list, tuple, dict (str keys) and tensors; a tensor
+None, bool, int, float, str, list, tuple, dict (str keys), torch dtypes and tensors; a tensor
 travels as its dtype, shape, device and bytes, and arrives in the grader as a
 new, plain CPU `torch.Tensor` (never the child's object: a subclass with a lying
 `__eq__` or `__torch_function__` cannot follow it). Anything else arrives as a
@@ -49,6 +49,8 @@ def encode_value(value, blobs):
         return value
     if type(value) in (int, float):
         return value
+    if isinstance(value, torch.dtype):
+        return {"__dtype__": str(value).removeprefix("torch.")}
     if isinstance(value, torch.Tensor):
         blobs.append(_tensor_bytes(value))
         with torch._C.DisableTorchFunctionSubclass():
@@ -103,6 +105,11 @@ def decode_value(data, blobs, devices=None):
         return tuple(items) if data["__seq__"] == "tuple" else items
     if "__dict__" in data:
         return {k: decode_value(v, blobs, devices) for k, v in data["__dict__"].items()}
+    if "__dtype__" in data:
+        dtype = getattr(torch, str(data["__dtype__"]), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ProtocolError(f"unknown dtype {data['__dtype__']!r}")
+        return dtype
     if "__foreign__" in data:
         return Foreign(str(data["__foreign__"]), str(data.get("summary", "")))
     raise ProtocolError(f"unknown value {str(data)[:80]}")

@@ -33,10 +33,11 @@ from . import protocol
 
 NOBODY = 65534
 HERE = Path(__file__).resolve().parent
-CHILD_FILES = ("protocol.py", "sandbox_child.py")
-INSIDE_DIR = "/submission"
+CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py")
+INSIDE_DIR = "/submission"  # the working directory, as the child sees it inside bubblewrap
+DATA_INSIDE = "/data"  # the data directory, likewise
 # What `import torch` says when the address-space limit stops it from mapping its libraries.
-IMPORT_OUT_OF_MEMORY = ("failed to map segment", "std::bad_alloc", "cannot allocate memory")  # the working directory, as the child sees it inside bubblewrap
+IMPORT_OUT_OF_MEMORY = ("failed to map segment", "std::bad_alloc", "cannot allocate memory")
 
 
 class ChildTimeout(Exception):
@@ -125,14 +126,17 @@ def child_environment(home):
             "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": home}
 
 
-def bubblewrap_command(workdir, python_args):
-    """bwrap argv showing the child only the interpreter, its packages and system libraries."""
+def bubblewrap_command(workdir, python_args, readonly_binds=()):
+    """bwrap argv showing the child only the interpreter, its packages, system libraries
+    and `readonly_binds` ((outside, inside) pairs, e.g. the data set)."""
     readonly = {"/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/localtime",
                 sys.base_prefix, sys.prefix}
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--clearenv"]
     for path in sorted(readonly):
         argv += ["--ro-bind-try", path, path]
+    for outside, inside in readonly_binds:
+        argv += ["--ro-bind", str(outside), str(inside)]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
              "--bind", str(workdir), INSIDE_DIR, "--chdir", INSIDE_DIR]
     for device in sorted(Path("/dev").glob("nvidia*")):  # the GPU, where there is one
@@ -157,8 +161,11 @@ def _limit_child(limits, drop_to_nobody):
 class SubmissionProcess:
     """One running child holding a submission's definitions, answering requests."""
 
-    def __init__(self, cells, limits=None, use_namespaces=True, device="cpu"):
+    def __init__(self, cells, limits=None, use_namespaces=True, device="cpu", data_dir=None,
+                 temp_root=None):
         self.cells = list(cells)
+        self.temp_root = temp_root
+        self.host_data_dir = data_dir
         self.limits = limits or Limits()
         self.device = device
         self.isolation = choose_isolation(use_namespaces)
@@ -166,11 +173,27 @@ class SubmissionProcess:
         self.workdir = None
         self.cell_errors = []
 
+    @property
+    def data_dir(self):
+        """Where the child sees the data directory given to the constructor."""
+        if self.host_data_dir is None:
+            return None
+        return DATA_INSIDE if self.isolation.namespaces else str(self.host_data_dir)
+
     # -- life cycle -------------------------------------------------------------------
 
     def start(self):
         """Start the child and run the cells; returns [{index, ename, message}] of failed cells."""
-        self.workdir = Path(tempfile.mkdtemp(prefix="softgrade-"))
+        self.launch()
+        return self.load()
+
+    def launch(self):
+        """Start the child process without waiting for it.
+
+        Call it from the thread that will outlive the child: bubblewrap's
+        --die-with-parent kills the child when the thread that started it ends.
+        """
+        self.workdir = Path(tempfile.mkdtemp(prefix="softgrade-", dir=self.temp_root))
         for name in CHILD_FILES:
             shutil.copy(HERE / name, self.workdir / name)
         request_read, request_write = os.pipe()
@@ -181,7 +204,8 @@ class SubmissionProcess:
         drop = not self.isolation.namespaces and self.isolation.unprivileged and os.geteuid() == 0
         if drop:
             os.chown(self.workdir, NOBODY, NOBODY)
-        argv = bubblewrap_command(self.workdir, python_args) if self.isolation.namespaces \
+        binds = [(self.host_data_dir, DATA_INSIDE)] if self.host_data_dir else []
+        argv = bubblewrap_command(self.workdir, python_args, binds) if self.isolation.namespaces \
             else python_args
         self.output_path = self.workdir / "output.txt"
         with open(self.output_path, "wb") as output:
@@ -194,6 +218,9 @@ class SubmissionProcess:
         os.close(reply_write)
         self.requests = os.fdopen(request_write, "wb", buffering=0)
         self.replies = reply_read
+
+    def load(self):
+        """Run the submission's cells in the launched child (may run in another thread)."""
         try:
             self.cell_errors = self._request("load", self.cells, timeout=self.limits.load_seconds)
         except ChildCrashed as crash:
@@ -242,6 +269,23 @@ class SubmissionProcess:
 
     def set_global(self, name, value):
         self._request("set_global", [name, value])
+
+    def scenario(self, name, *args, timeout=None):
+        return self._request("scenario", [name, list(args)], timeout=timeout)
+
+    def stage(self, key, args):
+        """Keep `args` (a list) in the child under `key`, for timed repeats."""
+        self._request("stage", [key, list(args)])
+
+    def timed_repeat(self, kind, name, key, times, timeout=None):
+        """Run `name` (a 'call' or a 'scenario') `times` times on staged args.
+
+        Returns (wall seconds measured here, in the grader, around the whole request;
+        the digest of the last result). The child's own clock is never asked.
+        """
+        start = time.perf_counter()
+        digest = self._request("repeat", [kind, name, key, times], timeout=timeout)
+        return time.perf_counter() - start, digest
 
     def _request(self, op, args, timeout=None):
         from .hidden import StudentError  # the hidden tests' view of a student exception

@@ -9,6 +9,7 @@ beyond "this is what the student's function returned".
     python -I sandbox_child.py REQUEST_FD REPLY_FD
 """
 
+import functools
 import os
 import sys
 
@@ -20,6 +21,7 @@ def main(request_fd, reply_fd):
     from traitlets.config import Config
 
     import protocol
+    import scenarios
 
     torch.set_num_threads(1)
     requests = os.fdopen(request_fd, "rb", buffering=0)
@@ -53,6 +55,17 @@ def main(request_fd, reply_fd):
             return {k: to_device(v, device) for k, v in value.items()}
         return value
 
+    def digest(value):
+        """A small fingerprint of a result, so the grader can see timed calls really computed."""
+        if isinstance(value, torch.Tensor):
+            return [float(value.detach().double().sum()), list(value.shape)]
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, (list, tuple)):
+            return [digest(v) for v in value]
+        return type(value).__name__
+
+    staged = {}
     while True:
         header, blobs = protocol.read_message(requests)
         op = header.get("op")
@@ -77,6 +90,26 @@ def main(request_fd, reply_fd):
                 if name not in namespace:
                     raise NameError(f"name {name!r} is not defined")
                 reply({"ok": True}, namespace[name](*call_args))
+            elif op == "scenario":
+                name, scenario_args = args[0], to_device(args[1], header.get("device", "cpu"))
+                reply({"ok": True}, getattr(scenarios, name)(namespace, *scenario_args))
+            elif op == "stage":
+                key, value = args
+                staged[key] = to_device(value, header.get("device", "cpu"))
+                reply({"ok": True})
+            elif op == "repeat":
+                kind, name, key, times = args
+                if kind == "scenario":
+                    function = functools.partial(getattr(scenarios, name), namespace)
+                elif name in namespace:
+                    function = namespace[name]
+                else:
+                    raise NameError(f"name {name!r} is not defined")
+                for _ in range(times):
+                    result = function(*staged[key])
+                if header.get("device", "cpu").startswith("cuda"):
+                    torch.cuda.synchronize()
+                reply({"ok": True}, digest(result))
             elif op == "exit":
                 return
             else:

@@ -19,9 +19,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torchvision
 from torch.utils import data
-from torchvision import transforms
 
 ENV_VAR = "SOFTGRADE_DATA"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -88,6 +86,8 @@ def find_fashion_mnist(data_dir=None, download=True, debian_dir=None):
 
     if download:
         try:
+            import torchvision  # here, not at the top: finding the files needs no torchvision
+
             torchvision.datasets.FashionMNIST(root=target, train=True, download=True)
             torchvision.datasets.FashionMNIST(root=target, train=False, download=True)
             return target
@@ -111,6 +111,9 @@ def get_dataloader_workers():
 
 def load_data_fashion_mnist(batch_size, resize=None, data_dir=None, download=True):
     """The book's pipeline: (train_iter, test_iter) DataLoaders of ToTensor images [B, 1, 28, 28]."""
+    import torchvision
+    from torchvision import transforms
+
     trans = [transforms.ToTensor()]
     if resize:
         trans.insert(0, transforms.Resize(resize))
@@ -132,6 +135,8 @@ def load_fashion_mnist_tensors(train, device="cpu", data_dir=None, download=True
     The same numbers as ToTensor gives (uint8 / 255), converted once for the
     whole split instead of once per image per epoch.
     """
+    import torchvision
+
     root = find_fashion_mnist(data_dir, download)
     dataset = torchvision.datasets.FashionMNIST(root=root, train=train, download=False)
     images = dataset.data.to(device).unsqueeze(1).to(torch.float32) / 255

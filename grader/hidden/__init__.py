@@ -32,6 +32,17 @@ class Student(Protocol):
         """Bind a plain value to a global of the submission (e.g. `W` and `b` for `net`);
         tensors arrive with requires_grad as sent."""
 
+    def scenario(self, name: str, *args: Any) -> Any:
+        """Run `grader/scenarios.py`'s function `name(namespace, *args)` inside the
+        submission's process, where it can hand the student's functions live objects
+        (callables, nn.Modules, iterators, tensors with gradients), and return its plain
+        result. Raises StudentError like `call`."""
+
+    @property
+    def data_dir(self) -> str:
+        """Directory, as the submission's process sees it, holding Fashion-MNIST's four raw
+        idx files (train-images-idx3-ubyte, ...), for scenarios that train."""
+
 
 @dataclass
 class Verdict:

@@ -1,0 +1,155 @@
+"""Where budgets are measured: a part's speed as a ratio to the reference solution's,
+both timed by the grader's clock, on the same machine, in the same run.
+
+The reference runs in its own sandboxed process, built from the source notebook's
+solution cells exactly as a submission is, so both sides pay the same transport
+and interpreter costs. Inputs are staged in both processes first; then the grader
+times repeated calls, interleaving student and reference rounds, and compares
+medians, so a busy machine slows both alike. A timed call must return the same
+result as the reference's (a digest of it), so skipping the work cannot pass.
+"""
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .hidden import StudentError, Verdict
+from .sandbox import ChildTimeout
+
+TARGET_SECONDS = 0.02  # one timed repeat of the reference lasts about this long
+ROUNDS = 5
+CLEAR_FACTOR = 3.0  # a first measurement this far past the budget decides at once
+
+
+@dataclass
+class Budget:
+    """One performance budget."""
+
+    part: str
+    """Part id whose points it carries."""
+    name: str
+    """What is measured, for the report."""
+    function: str
+    """The student's function (or scenario) that is timed."""
+    make_args: Callable[[], list]
+    """The (seeded) inputs, large enough to expose a Python loop over examples."""
+    max_ratio: float
+    """Student time / reference time must not exceed this."""
+    weight: float = 1.0
+    """Share of the part's points, next to the part's hidden tests' weights."""
+    kind: str = "call"
+    """'call' for a function of the submission, 'scenario' for a grader scenario."""
+    reference_function: str | None = None
+    """Time this reference function instead of the same one (e.g. the full softmax
+    against the student's two-level one); max_ratio below 1 is then a required speed-up."""
+    reference_args: Callable[[list], list] | None = None
+    """The reference function's inputs, made from the student's (same data, its layout)."""
+    hint: str = "look for a Python loop over examples"
+    """What usually makes a submission miss this budget."""
+
+
+def _digests_agree(a, b, rel=1e-3):
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) == 2 and isinstance(a[1], list):  # [sum, shape] of a tensor
+            return a[1] == b[1] and math.isclose(a[0], b[0], rel_tol=rel, abs_tol=rel)
+        return len(a) == len(b) and all(_digests_agree(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=rel)
+    return a == b
+
+
+def measure(budget, student, reference):
+    """Verdict of one budget; StudentError / ChildTimeout / ChildCrashed propagate."""
+    args = budget.make_args()
+    key = budget.name
+    reference_function = budget.reference_function or budget.function
+    student.stage(key, args)
+    reference.stage(key, budget.reference_args(args) if budget.reference_args else args)
+    reference.timed_repeat(budget.kind, reference_function, key, 1)  # warm-up
+    once, reference_digest = reference.timed_repeat(budget.kind, reference_function, key, 1)
+    times = max(1, min(1000, math.ceil(TARGET_SECONDS / max(once, 1e-6))))
+
+    # The student's first call doubles as a warm-up, and decides clear cases at once.
+    limit = max(2.0, 50 * budget.max_ratio * once)
+    try:
+        first, student_digest = student.timed_repeat(budget.kind, budget.function, key, 1,
+                                                     timeout=limit)
+    except ChildTimeout:
+        return over_budget(budget, math.inf, f"stopped after {limit:.1f} s")
+    if budget.reference_function is None and not _digests_agree(student_digest, reference_digest):
+        return Verdict(False, f"{budget.name}: not timed, the result differs from the "
+                              "reference's (see the value tests)", {"budget": budget.max_ratio})
+    if first / once > CLEAR_FACTOR * budget.max_ratio:
+        return over_budget(budget, first / once, "after one call")
+
+    student_times, reference_times = [], []
+    for _ in range(ROUNDS):
+        student_times.append(student.timed_repeat(budget.kind, budget.function, key, times,
+                                                  timeout=limit * times)[0])
+        reference_times.append(reference.timed_repeat(budget.kind, reference_function, key,
+                                                      times)[0])
+    ratio = statistics.median(student_times) / statistics.median(reference_times)
+    if ratio > budget.max_ratio:
+        return over_budget(budget, ratio, f"median of {ROUNDS} interleaved rounds")
+    return Verdict(True, f"{budget.name}: {describe(ratio, budget)}",
+                   {"ratio": round(ratio, 3), "budget": budget.max_ratio})
+
+
+def describe(ratio, budget):
+    if budget.reference_function is None:
+        return f"{ratio:.2f}x the reference's time (budget {budget.max_ratio:g}x)"
+    return (f"{1 / ratio:.1f}x faster than the reference's {budget.reference_function} "
+            f"(required: {1 / budget.max_ratio:g}x)")
+
+
+def over_budget(budget, ratio, how):
+    shown = "no answer in time" if math.isinf(ratio) else describe(ratio, budget)
+    details = {"ratio": round(ratio, 3) if math.isfinite(ratio) else "inf",
+               "budget": budget.max_ratio, "over_budget": True}
+    return Verdict(False, f"{budget.name}: over budget, {shown} ({how}); {budget.hint}", details)
+
+
+def _logits(n, q, seed):
+    return torch.randn(n, q, generator=torch.Generator().manual_seed(seed)) * 3
+
+
+def _labels(n, q, seed):
+    return torch.randint(0, q, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def _two_level_inputs():
+    g = torch.Generator().manual_seed(55)
+    n, d, clusters, m = 256, 64, 256, 256  # V = 65,536 words
+    return [torch.randn(n, d, generator=g), torch.randint(0, clusters * m, (n,), generator=g),
+            torch.randn(d, clusters, generator=g) * 0.1, torch.zeros(clusters),
+            torch.randn(clusters, d, m, generator=g) * 0.1, torch.zeros(clusters, m)]
+
+
+def _full_inputs_of(two_level_args):
+    H, y, Wc, bc, Ww, bw = two_level_args
+    return [H, y, Ww.permute(1, 0, 2).reshape(H.shape[1], -1), bw.reshape(-1)]
+
+
+# Rows are many and short ([16384, 10]): a Python loop over them costs a hundred
+# times the vectorised version, far past any budget, while noise moves an honest
+# implementation's ratio by well under 2x.
+N, Q = 16384, 10
+BUDGETS = [
+    Budget("softmax", f"softmax of [{N}, {Q}]", "softmax",
+           lambda: [_logits(N, Q, 11)], max_ratio=5),
+    Budget("cross_entropy", f"cross_entropy of [{N}, {Q}]", "cross_entropy",
+           lambda: [torch.softmax(_logits(N, Q, 12), 1), _labels(N, Q, 13)], max_ratio=5),
+    Budget("accuracy", f"accuracy of [{N}, {Q}]", "accuracy",
+           lambda: [_logits(N, Q, 14), _labels(N, Q, 15)], max_ratio=5),
+    Budget("ex2_log_domain", f"log_softmax of [{N}, {Q}]", "log_softmax",
+           lambda: [_logits(N, Q, 16)], max_ratio=5),
+    Budget("ex3_stable_loss", f"softmax_cross_entropy of [{N}, {Q}]", "softmax_cross_entropy",
+           lambda: [_logits(N, Q, 17) * 100, _labels(N, Q, 18)], max_ratio=5),
+    Budget("ex5_large_vocab", "two_level_log_prob at V = 65,536 against the full softmax",
+           "two_level_log_prob", _two_level_inputs, max_ratio=1 / 3,
+           reference_function="full_log_prob", reference_args=_full_inputs_of,
+           hint="score only each example's own cluster, never all V words"),
+]

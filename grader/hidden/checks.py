@@ -1,0 +1,258 @@
+"""What the hidden tests share: seeded inputs, tolerances, result checks, and the
+recognition of known mistakes.
+
+Tolerances
+----------
+Every floating result is compared in float64 against an oracle that the grader
+computes in float64 from the very inputs the student received (already rounded
+to their dtype), so what is left is the student's own rounding. An entry passes
+when
+
+    |actual - expected| <= atol + rtol * |expected| + MAGNITUDE_ULPS * eps(dtype) * scale
+
+    dtype      rtol    atol    unit roundoff  so rtol allows about
+    float16    5e-3    1e-3    4.9e-4         10 roundings
+    bfloat16   3e-2    1e-2    3.9e-3          8 roundings
+    float32    1e-5    1e-6    6.0e-8        170 roundings (sums over 1000 terms)
+    float64    1e-10   1e-12   1.1e-16       1e6 roundings
+
+`scale` is 0 for probabilities. For results in the log domain (log-softmax,
+losses, log-probabilities) it is the magnitude of the row's logits: o - logsumexp(o)
+is backward stable, yet rounding the logsumexp near |o| = 1e4 costs half a unit
+in the last place of 1e4 whatever the result's own size (torch.logsumexp-based
+answers do exactly this). Two units in the last place of the logits' magnitude
+accept that rounding and nothing coarser.
+
+Inf and NaN in the oracle (-log 0 = inf) must come back exactly; inf or NaN in
+the result where the oracle is finite always fails.
+
+What cannot be checked through plain calls
+-----------------------------------------
+`Student.call` returns results only, detached and copied: whether a function
+modified its input in place, and whether autograd gives the right gradient,
+need scenarios that run inside the submission's process (gradients.py).
+"""
+
+import math
+
+import torch
+
+from . import Verdict
+
+TOLERANCES = {
+    torch.float16: (5e-3, 1e-3),
+    torch.bfloat16: (3e-2, 1e-2),
+    torch.float32: (1e-5, 1e-6),
+    torch.float64: (1e-10, 1e-12),
+}
+MAGNITUDE_ULPS = 2
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+RESHAPED = "the right values in the wrong shape (a squeeze() or reshape that dropped or added a dimension)"
+
+
+# Inputs: generated in float64 from a seed, then rounded to the dtype under test,
+# so every dtype sees the same numbers as far as it can hold them.
+
+def generator(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(shape, seed, scale=1.0, dtype=torch.float64):
+    return (scale * torch.randn(shape, generator=generator(seed), dtype=torch.float64)).to(dtype)
+
+
+def labels(n, q, seed):
+    """Class labels [n], int64 in [0, q)."""
+    return torch.randint(0, q, (n,), generator=generator(seed))
+
+
+def row_magnitude(O, keepdim=True):
+    """The largest finite |o| in each row of logits O [n, q] -> float64 [n, 1] ([n] without
+    keepdim): the `scale` of log-domain results, [n, 1] for [n, q] results, [n] for losses."""
+    O = O.double().abs()
+    return torch.where(torch.isfinite(O), O, 0.0).amax(dim=1, keepdim=keepdim)
+
+
+# Descriptions for messages.
+
+def dtype_name(dtype):
+    return str(dtype).removeprefix("torch.")
+
+
+def shape_text(shape):
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def describe(t):
+    """'float16 [64, 10]'."""
+    return f"{dtype_name(t.dtype)} {shape_text(t.shape)}"
+
+
+def type_name(x):
+    """'numpy.ndarray', 'float', 'torch.Tensor'."""
+    cls = type(x)
+    if isinstance(x, torch.Tensor):
+        return "torch.Tensor"
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def a_type(x):
+    """'a numpy.ndarray', 'an int': the type of x with its article, for 'returned ...'."""
+    name = type_name(x)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def short(x, limit=8):
+    """A result for a message: its values when small, else its first few."""
+    if isinstance(x, torch.Tensor):
+        values = x.flatten()[:limit].tolist()
+        return f"{values}{' ...' if x.numel() > limit else ''}"
+    return repr(x)
+
+
+# Checks of one result. Each *_problem returns what is wrong as text, or None.
+
+def tensor_problem(actual, shape, dtype, dtype_text=None):
+    """Is `actual` a tensor of this shape and dtype? `dtype_text` replaces 'for a <dtype> input'."""
+    if not isinstance(actual, torch.Tensor):
+        return f"returned {a_type(actual)}, expected a torch.Tensor"
+    if tuple(actual.shape) != tuple(shape):
+        return f"returned shape {shape_text(actual.shape)}, expected {shape_text(shape)}"
+    if actual.dtype != dtype:
+        wanted = dtype_text or f"for a {dtype_name(dtype)} input"
+        return f"returned dtype {dtype_name(actual.dtype)} {wanted}"
+    return None
+
+
+def value_problem(actual, expected, dtype, scale=0.0):
+    """Compare a tensor with the float64 oracle of the same shape; returns (problem or None, numbers)."""
+    a, e = actual.detach().double(), expected.double()
+    rtol, atol = TOLERANCES[dtype]
+    special = ~torch.isfinite(e)
+    magnitude = torch.as_tensor(scale, dtype=torch.float64)
+    tol = atol + rtol * torch.where(special, 0.0, e.abs()) \
+        + MAGNITUDE_ULPS * torch.finfo(dtype).eps * magnitude
+    err = torch.where(special, 0.0, (a - e).abs()).nan_to_num(nan=math.inf)
+    tol = torch.broadcast_to(tol, err.shape)  # a scale of the wrong shape is the grader's bug: raise
+    if err.numel() == 0:
+        return None, {"max_abs_error": 0.0, "tolerance": float(atol)}
+    worst = int((err / tol).flatten().argmax())
+    numbers = {"max_abs_error": float(err.flatten()[worst]), "tolerance": float(tol.flatten()[worst])}
+
+    def where(mask):
+        index = [int(i) for i in torch.nonzero(mask)[0]]
+        return f"{int(mask.sum())} of {mask.numel()} entries, e.g. at {index}"
+
+    for bad, name in ((~special & torch.isnan(a), "NaN"), (~special & torch.isinf(a), "inf")):
+        if bad.any():
+            return f"{name} at {where(bad)}", numbers
+    wrong_special = special & ~((a == e) | (torch.isnan(a) & torch.isnan(e)))
+    if wrong_special.any():
+        index = tuple(int(i) for i in torch.nonzero(wrong_special)[0])
+        return (f"expected {float(e[index])} at {list(index)} (the oracle's inf or NaN), "
+                f"got {float(a[index])}"), numbers
+    if numbers["max_abs_error"] > numbers["tolerance"]:
+        index = list(torch.unravel_index(torch.tensor(worst), err.shape))
+        at = [int(i) for i in index]
+        return (f"max |error| {numbers['max_abs_error']:.1e} > tolerance {numbers['tolerance']:.1e} "
+                f"(at {at}: got {float(a[tuple(at)]):.7g}, expected {float(e[tuple(at)]):.7g})"), numbers
+    return None, numbers
+
+
+def fit(scale, shape):
+    """`scale` for a result of another shape (a mistake's mean [] or [n, n] matrix): the
+    per-row scale where it broadcasts, else its largest value."""
+    if not isinstance(scale, torch.Tensor):
+        return scale
+    try:
+        if torch.broadcast_shapes(scale.shape, shape) == tuple(shape):
+            return scale
+    except RuntimeError:
+        pass
+    return float(scale.max()) if scale.numel() else 0.0
+
+
+def same_result(actual, variant, dtype, scale=0.0):
+    """Does the student's result equal a mistaken variant (within tolerance, NaN where it has NaN)?"""
+    if isinstance(variant, torch.Tensor):
+        if not isinstance(actual, torch.Tensor) or actual.shape != variant.shape \
+                or actual.is_floating_point() != variant.is_floating_point():
+            return False
+        if not variant.is_floating_point():  # decisions, labels: exactly
+            return torch.equal(actual.long(), variant.long())
+        return value_problem(actual, variant, dtype, fit(scale, variant.shape))[0] is None
+    if isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        return math.isclose(actual, variant, rel_tol=1e-6, abs_tol=1e-12)
+    return False
+
+
+def mistake(actual, mistakes, dtype=torch.float64, scale=0.0, expected=None):
+    """The name of the first known mistake whose result the student's equals, else None.
+
+    `mistakes` maps a name to a function of no arguments computing that mistake's
+    result in the grader (so it is only computed when a test failed). A mistake
+    that gives the `expected` result on these inputs explains nothing and is skipped.
+    """
+    for name, compute in (mistakes or {}).items():
+        try:
+            variant = compute()
+        except (RuntimeError, IndexError):
+            continue  # a mistake that cannot even run on these shapes did not produce this result
+        if expected is not None and same_result(variant, expected, dtype, scale):
+            continue
+        if same_result(actual, variant, dtype, scale):
+            return name
+    return None
+
+
+def failed(what, problem, details=None, actual=None, mistakes=None, dtype=torch.float64, scale=0.0,
+           expected=None):
+    """A failed Verdict: '<what>: <problem>; this looks like <mistake>'."""
+    details = dict(details or {})
+    name = mistake(actual, mistakes, dtype, scale, expected)
+    message = f"{what}: {problem}"
+    if name:
+        details["mistake"] = name
+        message += f"; this looks like {name}"
+    return Verdict(False, message, details)
+
+
+def compare(actual, expected, what, dtype, scale=0.0, mistakes=None):
+    """Verdict on a floating tensor result against its float64 oracle `expected`.
+
+    `what` says what was tried ('softmax on float16 [64, 10]'); `dtype` is the
+    dtype the result must have; `scale` see the module docstring; `mistakes` see
+    `mistake`.
+    """
+    details = {"expected_shape": list(expected.shape), "dtype": dtype_name(dtype)}
+    problem = tensor_problem(actual, expected.shape, dtype)
+    if problem is None:
+        problem, numbers = value_problem(actual, expected, dtype, scale)
+        details.update(numbers)
+    if problem is not None:
+        if isinstance(actual, torch.Tensor) and actual.shape != expected.shape:
+            # checked first: e.g. a squeeze() turns the loss of a batch of one into a number
+            mistakes = {RESHAPED: lambda: expected.reshape(actual.shape), **(mistakes or {})}
+        return failed(what, problem, details, actual, mistakes, dtype, scale, expected)
+    return passed(what, details)
+
+
+def passed(what, details):
+    """A passed Verdict with the measured error of `value_problem` in `details`."""
+    return Verdict(True, f"{what}: max |error| {details['max_abs_error']:.1e} "
+                         f"within tolerance {details['tolerance']:.1e}", details)
+
+
+def compare_labels(actual, expected, what, mistakes=None):
+    """Verdict on an int64 tensor of decisions [n] against the exact expected ones."""
+    details = {"expected_shape": list(expected.shape)}
+    problem = tensor_problem(actual, expected.shape, torch.int64, "expected int64 (a LongTensor)")
+    if problem is None and not torch.equal(actual, expected):
+        wrong = torch.nonzero(actual != expected).flatten()
+        i = int(wrong[0])
+        details["wrong_rows"] = len(wrong)
+        problem = (f"differs in {len(wrong)} of {len(expected)} rows, "
+                   f"e.g. row {i}: got {int(actual[i])}, expected {int(expected[i])}")
+    if problem is not None:
+        return failed(what, problem, details, actual, mistakes, expected=expected)
+    return Verdict(True, f"{what}: {len(expected)} of {len(expected)} decisions right", details)

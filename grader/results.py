@@ -1,0 +1,522 @@
+"""What grading one submission produced, and the reports written from it.
+
+A `GradeReport` holds one `TestResult` per hidden test (plus one per written
+answer), each carrying exactly one part id of ASSIGNMENT.md. The writers turn it
+into:
+
+- `write_gradescope`: the Gradescope autograder `results.json` of DESIGN.md's
+  results contract (`to_gradescope` builds the dict);
+- `write_junit`: JUnit XML for CI (one testsuite, one testcase per test);
+- `write_feedback`: `feedback.md` and a self-contained `feedback.html` for the
+  student: scores by part, then what went wrong in each failed test with the
+  measured numbers. Never code, and nothing of tests whose visibility is not
+  "visible" beyond their part's points and a count.
+
+Decisions:
+
+- Written answers (`ex1_written` ... `ex5_written`) are `TestResult`s with
+  outcome "manual", score 0 and max_score 0; their points live in
+  `details["points"]` (see `written_answer`). So the autograder's `max_score`
+  counts auto-graded points only: Gradescope adds the manually graded
+  questions' points on its side, and a submission that passes every hidden
+  test shows score == max_score. The summary states the pending points.
+- A part's score is the sum of its tests' scores; a part id is either
+  all-manual or all-auto-graded (`GradeReport.validate` checks it).
+- Badness of outcomes, worst first: crashed > timeout > error > over_budget >
+  failed > not_attempted > manual > passed (`SEVERITY`, `worst`). The process
+  dying is worse than running out of time, which is worse than raising; code
+  that runs but is too slow is closer to working than a wrong value; a part not
+  attempted is not a mistake in code; manual is pending, not failed.
+- Every file is written atomically (a temporary file in the target's directory,
+  then `os.replace`): a reader never sees half a report.
+- Nothing that is not JSON leaves `to_gradescope`: NaN and infinities become
+  the strings "nan", "inf", "-inf"; numpy-style scalars become numbers; any
+  other object (a tensor, say) becomes its `str()`, cut to 500 characters.
+"""
+
+import html
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OUTCOMES = ("passed", "failed", "error", "timeout", "crashed", "over_budget", "not_attempted",
+            "manual")
+"""What became of one test: its code gave the right answer (passed) or a wrong one (failed),
+raised (error), ran out of wall-clock time (timeout), killed its process (crashed), was
+right but beyond its time or memory budget (over_budget), was still a stub or missing
+(not_attempted); manual: a written answer that awaits a human grader."""
+
+SEVERITY = ("passed", "manual", "not_attempted", "failed", "over_budget", "error", "timeout",
+            "crashed")
+"""OUTCOMES from best to worst (see the module docstring for why this order)."""
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+"""Gradescope's visibility values for a test."""
+
+_RANK = {outcome: rank for rank, outcome in enumerate(SEVERITY)}
+_AUTO_PASS = ("passed", "manual")  # Gradescope status "passed"; anything else is "failed"
+_SCORE_SLACK = 1e-9                # rounding of weights * points may overshoot max_score
+
+
+def worst(outcomes):
+    """The worst of some outcomes by SEVERITY; "passed" when there are none."""
+    return max(outcomes, key=_RANK.__getitem__, default="passed")
+
+
+@dataclass
+class TestResult:
+    """The outcome of one hidden test (or one written answer) in a report."""
+
+    __test__ = False  # not a pytest test class despite its name
+
+    name: str
+    """Unique within a report, e.g. 'softmax: float16 [64, 10] matches the reference'."""
+    part: str
+    """The part id of ASSIGNMENT.md whose points this test carries (exactly one)."""
+    score: float
+    """Points earned, between 0 and max_score."""
+    max_score: float
+    """Points at stake; 0 for a written answer (its points are in details['points'])."""
+    outcome: str
+    """One of OUTCOMES."""
+    message: str = ""
+    """For the student: what was tried, the error against the tolerance, the named mistake."""
+    details: dict = field(default_factory=dict)
+    """Measured numbers: max_abs_error, tolerance, ratio, budget, mistake, shapes, points..."""
+    visibility: str = "visible"
+    """Gradescope visibility: visible, hidden, after_due_date or after_published."""
+
+    def __post_init__(self):
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"test {self.name!r}: outcome {self.outcome!r} is not one of "
+                             f"{OUTCOMES}")
+        if not isinstance(self.part, str) or not self.part:
+            raise ValueError(f"test {self.name!r}: part must be a non-empty part id")
+        if self.visibility not in VISIBILITIES:
+            raise ValueError(f"test {self.name!r}: visibility {self.visibility!r} is not one of "
+                             f"{VISIBILITIES}")
+        self.score, self.max_score = float(self.score), float(self.max_score)
+        if not (math.isfinite(self.score) and math.isfinite(self.max_score)
+                and 0 <= self.score <= self.max_score + _SCORE_SLACK):
+            raise ValueError(f"test {self.name!r}: need 0 <= score ({self.score}) <= max_score "
+                             f"({self.max_score})")
+        if self.outcome == "manual" and self.max_score != 0:
+            raise ValueError(f"test {self.name!r}: a manual test carries no auto-graded points; "
+                             "put them in details['points']")
+
+
+def written_answer(part, points, name=None, visibility="visible"):
+    """The TestResult of a written-answer part (`ex1_written` ...): manual, 0 of 0 points."""
+    return TestResult(name=name or f"{part}: written answer", part=part, score=0.0,
+                      max_score=0.0, outcome="manual",
+                      message=f"awaiting manual grading ({_points(points)} points)",
+                      details={"points": points}, visibility=visibility)
+
+
+@dataclass
+class GradeReport:
+    """Everything grading one submission produced."""
+
+    submission: str
+    """Path of the graded notebook."""
+    tests: list[TestResult] = field(default_factory=list)
+    """One result per hidden test and per written answer, in the order they ran."""
+    execution_time: float = 0.0
+    """Wall-clock seconds grading took."""
+    warnings: list[str] = field(default_factory=list)
+    """Things the student or instructor should know: isolation reduced, notebook restructured..."""
+    error: str | None = None
+    """Set when the submission could not be graded at all (e.g. unreadable file); one line."""
+
+    @property
+    def score(self):
+        """Points earned over all tests."""
+        return math.fsum(t.score for t in self.tests)
+
+    @property
+    def max_score(self):
+        """Auto-graded points at stake (written answers count 0 here)."""
+        return math.fsum(t.max_score for t in self.tests)
+
+    @property
+    def manual_points(self):
+        """Points of the written answers that await manual grading."""
+        return math.fsum(float(t.details.get("points", 0)) for t in self.tests
+                         if t.outcome == "manual")
+
+    def part_scores(self):
+        """{part: (score, max_score)} summed over its tests, parts in first-appearance order."""
+        sums = {}
+        for t in self.tests:
+            sums.setdefault(t.part, []).append(t)
+        return {part: (math.fsum(t.score for t in ts), math.fsum(t.max_score for t in ts))
+                for part, ts in sums.items()}
+
+    def outcome_by_part(self):
+        """{part: its worst outcome by SEVERITY}, parts in first-appearance order."""
+        outcomes = {}
+        for t in self.tests:
+            outcomes.setdefault(t.part, []).append(t.outcome)
+        return {part: worst(found) for part, found in outcomes.items()}
+
+    def validate(self):
+        """ValueError unless test names are unique and no part mixes manual and auto tests."""
+        seen, kinds = set(), {}
+        for t in self.tests:
+            if t.name in seen:
+                raise ValueError(f"two tests are named {t.name!r}")
+            seen.add(t.name)
+            kinds.setdefault(t.part, set()).add(t.outcome == "manual")
+        mixed = [part for part, kind in kinds.items() if len(kind) > 1]
+        if mixed:
+            raise ValueError(f"parts {mixed} mix written answers with auto-graded tests")
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _points(x):
+    """Points for people: at most two decimals, no trailing zeros (7, 2.5, 0.33)."""
+    text = f"{float(x):.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _number(value):
+    """A measured value for people: 3 significant digits for floats, NaN and inf spelled out."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return _clean(str(value), 200)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    value = float(value)
+    return f"{value:.3g}" if math.isfinite(value) else _nonfinite(value)
+
+
+def _nonfinite(value):
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+# Characters XML 1.0 cannot carry at all (most C0 controls, surrogates, U+FFFE/FFFF);
+# messages from student code may hold them (ANSI colours, NUL bytes).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _clean(text, limit=None):
+    """Text with XML-illegal characters shown as \\xNN, optionally cut to `limit` characters."""
+    text = _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return text
+
+
+def _json_safe(value, depth=0):
+    """`value` as plain JSON data (see the module docstring); never NaN, never a tensor."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else _nonfinite(value)
+    if depth < 20:
+        if isinstance(value, dict):
+            return {str(key): _json_safe(item, depth + 1) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_json_safe(item, depth + 1) for item in value]
+        if isinstance(value, (set, frozenset)):
+            return sorted((_json_safe(item, depth + 1) for item in value), key=repr)
+    return _clean(str(value), 500)
+
+
+def summary(report):
+    """A few lines for people: the score, pending written points, outcomes, warnings."""
+    lines = []
+    if report.error:
+        lines.append(f"The submission could not be graded: {report.error}")
+    lines.append(f"Score: {_points(report.score)} / {_points(report.max_score)} "
+                 "auto-graded points.")
+    if report.manual_points:
+        lines.append(f"Written answers: {_points(report.manual_points)} more points await "
+                     "manual grading.")
+    auto = [o for o in report.outcome_by_part().values() if o != "manual"]
+    if auto:
+        counts = [f"{auto.count(o)} {o.replace('_', ' ')}" for o in SEVERITY if o in auto]
+        lines.append(f"Parts: {', '.join(counts)}.")
+    if report.warnings:
+        lines.append("Warnings:")
+        lines.extend(f"- {w}" for w in report.warnings)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- writers
+
+
+def _atomic_write(path, data):
+    """Write bytes to `path` through a temporary file in its directory and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def to_gradescope(report):
+    """The Gradescope autograder results of DESIGN.md's results contract, as plain JSON data."""
+    report.validate()
+    tests = []
+    for t in report.tests:
+        extra = {"outcome": t.outcome}
+        extra.update((k, v) for k, v in t.details.items() if k != "outcome")
+        tests.append({
+            "name": t.name,
+            "score": t.score,
+            "max_score": t.max_score,
+            "status": "passed" if t.outcome in _AUTO_PASS else "failed",
+            "output": t.message,
+            "visibility": t.visibility,
+            "tags": [t.part],
+            "extra_data": _json_safe(extra),
+        })
+    return {
+        "score": report.score,
+        "max_score": report.max_score,
+        "execution_time": round(float(report.execution_time), 3),
+        "output": summary(report),
+        "tests": tests,
+    }
+
+
+def write_gradescope(report, path):
+    """Write `results.json` (Gradescope format) atomically; returns its Path."""
+    text = json.dumps(to_gradescope(report), indent=2, allow_nan=False) + "\n"
+    return _atomic_write(path, text.encode("utf-8"))
+
+
+_JUNIT_RESULT = {"failed": "failure", "over_budget": "failure", "not_attempted": "failure",
+                 "error": "error", "timeout": "error", "crashed": "error", "manual": "skipped"}
+
+
+def write_junit(report, path):
+    """Write JUnit XML: one testsuite 'softgrade', one testcase per test; returns its Path.
+
+    failed / over_budget / not_attempted -> <failure>, error / timeout / crashed -> <error>,
+    manual -> <skipped>; the element's `type` is the outcome. When the submission could not
+    be graded at all, one extra testcase 'softgrade.submission' carries an <error>, so that
+    CI never reads an ungraded submission as green.
+    """
+    report.validate()
+    cases = []
+    for t in report.tests:
+        case = ET.Element("testcase", classname=f"softgrade.{t.part}", name=_clean(t.name),
+                          time="0")
+        kind = _JUNIT_RESULT.get(t.outcome)
+        if kind == "skipped":
+            ET.SubElement(case, "skipped", message="awaiting manual grading")
+        elif kind:
+            message = "not attempted" if t.outcome == "not_attempted" else _clean(t.message)
+            result = ET.SubElement(case, kind, message=message, type=t.outcome)
+            result.text = _clean(t.message) or None
+        cases.append(case)
+    if report.error:
+        case = ET.Element("testcase", classname="softgrade", name="submission", time="0")
+        ET.SubElement(case, "error", message=_clean(report.error), type="ungradable")
+        cases.append(case)
+
+    def count(kind):
+        return sum(1 for case in cases if case.find(kind) is not None)
+
+    suite = ET.Element("testsuite", name="softgrade", tests=str(len(cases)),
+                       failures=str(count("failure")), errors=str(count("error")),
+                       skipped=str(count("skipped")), time=f"{float(report.execution_time):.3f}")
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("submission", _clean(report.submission)),
+                        ("score", repr(report.score)), ("max_score", repr(report.max_score)),
+                        ("manual_points", repr(report.manual_points))):
+        ET.SubElement(properties, "property", name=name, value=value)
+    suite.extend(cases)
+    ET.SubElement(suite, "system-out").text = _clean(summary(report))
+    ET.indent(suite)
+    data = ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
+    return _atomic_write(path, data)
+
+
+# ---------------------------------------------------------------- student feedback
+
+_STATUS_WORDS = {"passed": "passed", "failed": "failed", "error": "error (raised)",
+                 "timeout": "timed out", "crashed": "crashed", "over_budget": "over budget",
+                 "not_attempted": "not attempted", "manual": "awaiting manual grading"}
+# Keys of `details` that the feedback never shows: code and stack traces stay out of it.
+_NOT_SHOWN = {"code", "source", "traceback", "stack"}
+# Markdown characters that would format a message instead of showing it.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+
+
+def _md(text):
+    return _MD_SPECIAL.sub(r"\\\1", _clean(text)).replace("\n", "  \n")
+
+
+def _part_rows(report):
+    """(part, points text, status text) for every part, in report order."""
+    outcomes = report.outcome_by_part()
+    rows = []
+    for part, (score, max_score) in report.part_scores().items():
+        if outcomes[part] == "manual":
+            pending = math.fsum(float(t.details.get("points", 0)) for t in report.tests
+                                if t.part == part)
+            points = f"– / {_points(pending)} (graded by hand)"
+        else:
+            points = f"{_points(score)} / {_points(max_score)}"
+        rows.append((part, points, _STATUS_WORDS[outcomes[part]]))
+    return rows
+
+
+def _measurements(details):
+    """(label, value) pairs for a failed test: error vs tolerance, ratio vs budget, the rest."""
+    shown = {k: v for k, v in details.items() if k not in _NOT_SHOWN}
+    pairs = []
+    if "max_abs_error" in shown:
+        text = _number(shown.pop("max_abs_error"))
+        if "tolerance" in shown:
+            text += f" (tolerance {_number(shown.pop('tolerance'))})"
+        pairs.append(("largest error", text))
+    if "ratio" in shown:
+        text = f"{_number(shown.pop('ratio'))}× the reference"
+        if "budget" in shown:
+            text += f" (budget {_number(shown.pop('budget'))}×)"
+        pairs.append(("compared with the reference", text))
+    for key, value in shown.items():
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(_number(v) for v in value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}: {_number(v)}" for k, v in value.items())
+        else:
+            value = _number(value)
+        pairs.append((str(key).replace("_", " "), _clean(value, 300)))
+    return pairs
+
+
+def _failures(report):
+    """(the failed tests the student may see, how many more failed out of sight)."""
+    failed = [t for t in report.tests if t.outcome not in _AUTO_PASS]
+    shown = [t for t in failed if t.visibility == "visible"]
+    return shown, len(failed) - len(shown)
+
+
+def _unseen(count):
+    return (f"{count} more failed test{'s are' if count > 1 else ' is'} not shown before "
+            "the results are released.")
+
+
+def feedback_markdown(report):
+    """The student's feedback as Markdown."""
+    out = [f"# Feedback: {_md(Path(report.submission).name)}", ""]
+    for line in summary(report).splitlines():
+        out.append(_md(line) + "  ")
+    out += ["", "| part | points | status |", "|---|---|---|"]
+    out += [f"| {_md(part)} | {_md(points)} | {_md(status)} |"
+            for part, points, status in _part_rows(report)]
+    failures, unseen = _failures(report)
+    if failures or unseen:
+        out += ["", "## What went wrong"]
+    if unseen:
+        out += ["", _md(_unseen(unseen))]
+    for t in failures:
+        out += ["", f"### {_md(t.name)}", "",
+                f"*part {_md(t.part)}, {_md(_STATUS_WORDS[t.outcome])}, "
+                f"{_points(t.score)} / {_points(t.max_score)} points*", ""]
+        if t.message:
+            out += [_md(t.message), ""]
+        out += [f"- {_md(label)}: {_md(value)}" for label, value in _measurements(t.details)]
+    return "\n".join(out).rstrip() + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: .3rem .7rem; text-align: left; }
+th { background: #f3f3f3; }
+.passed { color: #17692f; } .manual { color: #555; }
+.failed, .over_budget, .not_attempted { color: #9a5b00; }
+.error, .timeout, .crashed { color: #b00020; }
+.test { border-left: 4px solid #b00020; padding: .2rem 1rem; margin: 1rem 0; background: #fafafa; }
+.message { white-space: pre-wrap; }
+.warnings { background: #fff6e0; padding: .5rem 1rem; }
+"""
+
+
+def feedback_html(report):
+    """The student's feedback as one self-contained HTML page: inline CSS, nothing external."""
+    def esc(text):
+        return html.escape(_clean(text), quote=True)
+
+    outcomes = report.outcome_by_part()
+    body = [f"<h1>Feedback: {esc(Path(report.submission).name)}</h1>"]
+    if report.error:
+        body.append(f'<p class="error">The submission could not be graded: {esc(report.error)}</p>')
+    body.append(f'<p class="score">Score: <strong>{_points(report.score)} / '
+                f"{_points(report.max_score)}</strong> auto-graded points.</p>")
+    if report.manual_points:
+        body.append(f"<p>Written answers: {_points(report.manual_points)} more points await "
+                    "manual grading.</p>")
+    if report.warnings:
+        body.append('<div class="warnings"><p>Warnings:</p><ul>'
+                    + "".join(f"<li>{esc(w)}</li>" for w in report.warnings) + "</ul></div>")
+    body.append("<table><thead><tr><th>part</th><th>points</th><th>status</th></tr></thead>"
+                "<tbody>")
+    body += [f'<tr><td>{esc(part)}</td><td>{esc(points)}</td>'
+             f'<td class="{outcomes[part]}">{esc(status)}</td></tr>'
+             for part, points, status in _part_rows(report)]
+    body.append("</tbody></table>")
+    failures, unseen = _failures(report)
+    if failures or unseen:
+        body.append("<h2>What went wrong</h2>")
+    if unseen:
+        body.append(f"<p>{esc(_unseen(unseen))}</p>")
+    for t in failures:
+        body.append(f'<div class="test"><h3>{esc(t.name)}</h3>'
+                    f'<p>part {esc(t.part)}, <span class="{t.outcome}">'
+                    f"{esc(_STATUS_WORDS[t.outcome])}</span>, "
+                    f"{_points(t.score)} / {_points(t.max_score)} points</p>")
+        if t.message:
+            body.append(f'<p class="message">{esc(t.message)}</p>')
+        pairs = _measurements(t.details)
+        if pairs:
+            body.append("<ul>" + "".join(f"<li>{esc(label)}: {esc(value)}</li>"
+                                         for label, value in pairs) + "</ul>")
+        body.append("</div>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>softgrade feedback: {esc(Path(report.submission).name)}</title>\n"
+            f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(body)
+            + "\n</body>\n</html>\n")
+
+
+def write_feedback(report, directory):
+    """Write `feedback.md` and `feedback.html` into `directory` (created if needed), atomically.
+
+    Returns (markdown path, html path).
+    """
+    directory = Path(directory)
+    return (_atomic_write(directory / "feedback.md", feedback_markdown(report).encode("utf-8")),
+            _atomic_write(directory / "feedback.html", feedback_html(report).encode("utf-8")))

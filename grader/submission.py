@@ -1,0 +1,120 @@
+"""From a submitted notebook to the code the grader runs: the student's solution
+cells, the instructor's given cells restored from the source notebook, and none
+of the public tests or demonstrations.
+
+A submission whose cells no longer match the release (cells merged, split,
+reordered, nbgrader metadata stripped, as Colab and copy-paste produce) is still
+graded by the functions it defines: the source's given cells run first, then the
+top-level imports, functions and classes of every code cell, with a warning.
+"""
+
+import ast
+from dataclasses import dataclass, field
+
+from .notebook import is_demo, is_stub, nbgrader_metadata, read_notebook
+
+SOLUTION_SUFFIX = "_solution"
+
+
+@dataclass
+class SubmissionCode:
+    """What the grader will run for one submission."""
+
+    cells: list[str]
+    """Code to run in the submission's process, in order."""
+    stub_parts: set[str] = field(default_factory=set)
+    """Parts whose solution cell still holds the release's stub."""
+    warnings: list[str] = field(default_factory=list)
+    """How the submission departed from the release (for the report)."""
+
+
+def definitions_only(source):
+    """The top-level imports, functions and classes of a cell (no calls, loops or prints).
+
+    Cells the student added, or cells of a restructured notebook, may hold training
+    runs and experiments; grading needs only what they define.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source  # run it as it is, so the student sees their syntax error
+    kept = [node for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef,
+                                 ast.AsyncFunctionDef, ast.ClassDef))]
+    return "\n\n".join(ast.get_source_segment(source, node, padded=False) for node in kept)
+
+
+def cell_roles(source_notebook):
+    """{grade_id: (role, cell)} for the source notebook's cells; role is one of
+    'given', 'solution', 'test', 'demo', 'text'."""
+    roles = {}
+    for cell in source_notebook.cells:
+        meta = nbgrader_metadata(cell)
+        grade_id = meta.get("grade_id")
+        if grade_id is None:
+            continue
+        if cell.cell_type != "code":
+            role = "text"
+        elif is_demo(cell):
+            role = "demo"
+        elif meta.get("solution"):
+            role = "solution"
+        elif meta.get("grade"):
+            role = "test"
+        else:
+            role = "given"
+        roles[grade_id] = (role, cell)
+    return roles
+
+
+def submission_code(submission, source_notebook):
+    """SubmissionCode for a submission (a notebook or a path) against the source notebook."""
+    if not hasattr(submission, "cells"):
+        submission = read_notebook(submission)
+    roles = cell_roles(source_notebook)
+    given_ids = [gid for gid, (role, _) in roles.items() if role == "given"]
+    solution_ids = {gid for gid, (role, _) in roles.items() if role == "solution"}
+    seen = {nbgrader_metadata(c).get("grade_id") for c in submission.cells}
+    ids_in_order = [nbgrader_metadata(c).get("grade_id") for c in submission.cells
+                    if nbgrader_metadata(c).get("grade_id") in roles]
+    source_order = [gid for gid in roles if gid in seen]
+    intact = (set(given_ids) | solution_ids) <= seen and ids_in_order == source_order \
+        and len(ids_in_order) == len(set(ids_in_order))
+    if not intact:
+        return restructured_code(submission, roles, given_ids)
+
+    code = SubmissionCode(cells=[])
+    for cell in submission.cells:
+        grade_id = nbgrader_metadata(cell).get("grade_id")
+        if grade_id in roles:
+            role, source_cell = roles[grade_id]
+            if role == "given":
+                code.cells.append(source_cell.source)  # locked: the instructor's version
+            elif role == "solution" and cell.cell_type == "code":
+                code.cells.append(cell.source)
+                if is_stub(cell):
+                    code.stub_parts.add(grade_id.removesuffix(SOLUTION_SUFFIX))
+        elif cell.cell_type == "code" and not is_demo(cell):
+            code.cells.append(definitions_only(cell.source))
+    edited = [gid for gid in given_ids
+              if any(nbgrader_metadata(c).get("grade_id") == gid
+                     and c.source != roles[gid][1].source for c in submission.cells)]
+    if edited:
+        code.warnings.append("locked instructor cells were edited and have been restored: "
+                             + ", ".join(edited))
+    return code
+
+
+def restructured_code(submission, roles, given_ids):
+    code = SubmissionCode(
+        cells=[roles[gid][1].source for gid in given_ids],
+        warnings=["the notebook's cells differ from the release (merged, split, reordered or "
+                  "without nbgrader metadata): graded by the functions it defines"])
+    for cell in submission.cells:
+        grade_id = nbgrader_metadata(cell).get("grade_id")
+        role = roles.get(grade_id, ("student", None))[0]
+        if cell.cell_type == "code" and role not in ("given", "test", "demo") and not is_demo(cell):
+            code.cells.append(definitions_only(cell.source))
+            if role == "solution" and is_stub(cell):
+                code.stub_parts.add(grade_id.removesuffix(SOLUTION_SUFFIX))
+    return code
