@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"
 SCENARIO_SECONDS = 60.0  # scenarios may train for a few epochs
 
-USER_ERRORS = (NotebookError, LimitTooLow, OSError)
+USER_ERRORS = (NotebookError, LimitTooLow, OSError)  # DataNotFoundError is a FileNotFoundError
 
 DESCRIPTION = """\
 Grade one submitted notebook: its code runs in a sandboxed process, the hidden

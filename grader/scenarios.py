@@ -55,7 +55,10 @@ class _Batches:
 
     def __iter__(self):
         n = len(self.y)
-        order = torch.randperm(n, generator=self.generator) if self.generator else torch.arange(n)
+        if self.generator is None:
+            order = torch.arange(n)
+        else:
+            order = torch.randperm(n, generator=self.generator)
         for idx in order.to(self.y.device).split(self.batch_size):
             yield self.X.index_select(0, idx), self.y.index_select(0, idx)
 

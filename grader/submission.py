@@ -28,8 +28,22 @@ class SubmissionCode:
     """How the submission departed from the release (for the report)."""
 
 
+def is_definition(node):
+    """Imports, functions, classes and constants (NAME = a literal such as a list of labels)."""
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                         ast.ClassDef)):
+        return True
+    if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+        try:
+            ast.literal_eval(node.value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
 def definitions_only(source):
-    """The top-level imports, functions and classes of a cell (no calls, loops or prints).
+    """The top-level definitions of a cell (no calls, loops or prints).
 
     Cells the student added, or cells of a restructured notebook, may hold training
     runs and experiments; grading needs only what they define.
@@ -38,9 +52,7 @@ def definitions_only(source):
         tree = ast.parse(source)
     except SyntaxError:
         return source  # run it as it is, so the student sees their syntax error
-    kept = [node for node in tree.body
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef,
-                                 ast.AsyncFunctionDef, ast.ClassDef))]
+    kept = [node for node in tree.body if is_definition(node)]
     return "\n\n".join(ast.get_source_segment(source, node, padded=False) for node in kept)
 
 

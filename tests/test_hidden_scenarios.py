@@ -107,7 +107,8 @@ def with_mistake(**replacements):
 
 def variant(function, mistake):
     """`function`, which knows several mistakes, set to make `mistake`."""
-    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__)
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__,
+                              function.__defaults__)
     copy.__kwdefaults__ = {"mistake": mistake}
     return copy
 
@@ -145,43 +146,51 @@ def test_stubs_raise_not_implemented_in_every_test():
 # Known mistakes. Names such as nn, Accumulator and accuracy in these functions are the
 # namespace's: with_mistake makes it their globals.
 
-def evaluate_per_batch_mean(net, data_iter):
-    if isinstance(net, nn.Module):
-        net.eval()
-    with torch.no_grad():
-        fractions = [accuracy(net(X), y) / y.numel() for X, y in data_iter]
-    return sum(fractions) / len(fractions)
-
-
 def evaluate_with_mistake(net, data_iter, *, mistake):
-    """'no eval': never net.eval(); 'no no_grad': autograd records the evaluation."""
+    """'no eval' (never net.eval()), 'no no_grad' (autograd records), 'per batch' (the mean of
+    the batches' accuracies), 'drop last' (the last partial batch), 'count' (not divided)."""
     if isinstance(net, nn.Module) and mistake != "no eval":
         net.eval()
-    metric = Accumulator(2)
+    metric, fractions, first_size = Accumulator(2), [], None
     with torch.enable_grad() if mistake == "no no_grad" else torch.no_grad():
         for X, y in data_iter:
-            metric.add(accuracy(net(X), y), y.numel())
-    return metric[0] / metric[1]
+            first_size = first_size or y.numel()
+            if mistake == "drop last" and y.numel() < first_size:
+                break
+            correct = accuracy(net(X), y)
+            fractions.append(correct / y.numel())
+            metric.add(correct, y.numel())
+    if mistake == "per batch":
+        return sum(fractions) / len(fractions)
+    return metric[0] if mistake == "count" else metric[0] / metric[1]
 
 
-class AccumulatorResetIgnored:
-    def __init__(self, n):
-        self.data = [0.0] * n
+def accumulator_with(mistake):
+    """An Accumulator class whose reset() does nothing ('reset ignored') or whose add() replaces
+    the sums ('add replaces')."""
+    class Accumulator:
+        def __init__(self, n):
+            self.data = [0.0] * n
 
-    def add(self, *args):
-        self.data = [a + float(b) for a, b in zip(self.data, args)]
+        def add(self, *args):
+            kept = [0.0] * len(self.data) if mistake == "add replaces" else self.data
+            self.data = [a + float(b) for a, b in zip(kept, args)]
 
-    def reset(self):
-        pass
+        def reset(self):
+            if mistake != "reset ignored":
+                self.data = [0.0] * len(self.data)
 
-    def __getitem__(self, idx):
-        return self.data[idx]
+        def __getitem__(self, idx):
+            return self.data[idx]
+
+    return Accumulator
 
 
 def sgd_with_mistake(params, lr, batch_size, *, mistake):
     """'outside no_grad', 'no division', 'twice' (divided by batch_size twice), 'rebinding'
-    (params[i] = param - ...: new tensors), 'no zeroing'."""
-    divisor = {"no division": 1, "twice": batch_size ** 2}.get(mistake, batch_size)
+    (params[i] = param - ...: new tensors), 'no zeroing', 'ascent' (+ instead of -)."""
+    divisors = {"no division": 1, "twice": batch_size ** 2, "ascent": -batch_size}
+    divisor = divisors.get(mistake, batch_size)
     with torch.enable_grad() if mistake == "outside no_grad" else torch.no_grad():
         for i, param in enumerate(params):
             if mistake == "rebinding":
@@ -195,7 +204,9 @@ def sgd_with_mistake(params, lr, batch_size, *, mistake):
 def epoch_with_mistake(net, train_iter, loss, updater, *, mistake):
     """'no train mode', 'no zero_grad', 'summed loss' (with an optimizer), 'mean loss' (with a
     function updater), 'drop last' (the last partial batch), 'full batches' (every batch counted
-    as large as the first), 'fraction' (accuracy divided by the batch size)."""
+    as large as the first), 'fraction' (accuracy divided by the batch size), 'batch means' (the
+    mean over batches of the batches' means), 'means summed' (the batches' mean losses summed),
+    'count' (the number correct returned)."""
     if isinstance(net, nn.Module) and mistake != "no train mode":
         net.train()
     metric, first_size = Accumulator(3), None
@@ -214,19 +225,26 @@ def epoch_with_mistake(net, train_iter, loss, updater, *, mistake):
         else:
             (l.mean() if mistake == "mean loss" else l.sum()).backward()
             updater(size)
-        correct = accuracy(y_hat, y) / (size if mistake == "fraction" else 1)
-        metric.add(float(l.detach().sum()), correct, size)
-    return metric[0] / metric[2], metric[1] / metric[2]
+        means = mistake in ("batch means", "means summed")
+        correct = accuracy(y_hat, y) / (size if mistake in ("fraction", "batch means") else 1)
+        metric.add(float(l.detach().mean() if means else l.detach().sum()), correct,
+                   1 if mistake == "batch means" else size)
+    return metric[0] / metric[2], metric[1] if mistake == "count" else metric[1] / metric[2]
 
 
 def train_with_mistake(net, train_iter, test_iter, loss, num_epochs, updater, *, mistake):
     """'none' (no history returned), 'last only' (the last epoch's metrics), 'test first' (the test
-    accuracy measured before the epoch's training)."""
+    accuracy measured before the epoch's training), 'train as test' (the training accuracy
+    reported as the test accuracy), 'one more' (num_epochs + 1 epochs)."""
     history = []
-    for _ in range(num_epochs):
+    for _ in range(num_epochs + (mistake == "one more")):
         test_acc = evaluate_accuracy(net, test_iter) if mistake == "test first" else None
         train_loss, train_acc = train_epoch_ch3(net, train_iter, loss, updater)
-        history.append((train_loss, train_acc, test_acc or evaluate_accuracy(net, test_iter)))
+        if mistake == "train as test":
+            test_acc = train_acc
+        if test_acc is None:
+            test_acc = evaluate_accuracy(net, test_iter)
+        history.append((train_loss, train_acc, test_acc))
     return {"none": None, "last only": history[-1] if history else ()}.get(mistake, history)
 
 
@@ -239,7 +257,8 @@ def predict_with_mistake(net, test_iter, n=6, *, mistake):
     """'ignores n' (always 6), 'swapped' ((predicted, true))."""
     X, y = next(iter(test_iter))
     k = 6 if mistake == "ignores n" else n
-    true, predicted = get_fashion_mnist_labels(y[:k]), get_fashion_mnist_labels(net(X).argmax(1)[:k])
+    true = get_fashion_mnist_labels(y[:k])
+    predicted = get_fashion_mnist_labels(net(X).argmax(1)[:k])
     return (predicted, true) if mistake == "swapped" else (true, predicted)
 
 
@@ -248,7 +267,8 @@ def log_softmax_detached_normaliser(O):
 
 
 def softmax_cross_entropy_rebuilt(O, y):
-    return torch.tensor([float(torch.logsumexp(o, 0) - o[c]) for o, c in zip(O, y)], dtype=O.dtype)
+    return torch.tensor([(torch.logsumexp(o, 0) - o[c]).item() for o, c in zip(O.detach(), y)],
+                        dtype=O.dtype)
 
 
 def cross_entropy_detached(y_hat, y):
@@ -274,23 +294,32 @@ def cross_entropy_in_place(y_hat, y):
     return -y_hat.log_()[torch.arange(len(y)), y]
 
 
-EPOCH, TRAIN = "train_epoch", "train"
+EPOCH, TRAIN, EX3 = "train_epoch", "train", "ex3_stable_loss"
 # (what the failing test's message must name, the mistake's part, other parts allowed to fail
 # because they call the mistaken function, the replacements)
 MISTAKES = [
     (evaluate_accuracy.PER_BATCH_MEAN, "evaluate_accuracy", {TRAIN},
-     dict(evaluate_accuracy=evaluate_per_batch_mean)),
+     dict(evaluate_accuracy=variant(evaluate_with_mistake, "per batch"))),
+    (evaluate_accuracy.DROPPED_LAST, "evaluate_accuracy", {TRAIN},
+     dict(evaluate_accuracy=variant(evaluate_with_mistake, "drop last"))),
+    (evaluate_accuracy.COUNT, "evaluate_accuracy", {TRAIN},
+     dict(evaluate_accuracy=variant(evaluate_with_mistake, "count"))),
     (evaluate_accuracy.NO_EVAL, "evaluate_accuracy", set(),
      dict(evaluate_accuracy=variant(evaluate_with_mistake, "no eval"))),
     (evaluate_accuracy.NO_NO_GRAD, "evaluate_accuracy", set(),
      dict(evaluate_accuracy=variant(evaluate_with_mistake, "no no_grad"))),
-    (accumulator.RESET_IGNORED, "accumulator", set(), dict(Accumulator=AccumulatorResetIgnored)),
+    (accumulator.RESET_IGNORED, "accumulator", set(),
+     dict(Accumulator=accumulator_with("reset ignored"))),
+    (accumulator.ADD_REPLACES, "accumulator", {"evaluate_accuracy", EPOCH, TRAIN},
+     dict(Accumulator=accumulator_with("add replaces"))),
     (sgd.NO_NO_GRAD, "sgd", set(), dict(sgd=variant(sgd_with_mistake, "outside no_grad"))),
     (sgd.NO_DIVISION, "sgd", set(), dict(sgd=variant(sgd_with_mistake, "no division"))),
     (sgd.TWICE, "sgd", set(), dict(sgd=variant(sgd_with_mistake, "twice"))),
     (sgd.NOT_IN_PLACE, "sgd", set(), dict(sgd=variant(sgd_with_mistake, "rebinding"))),
     (sgd.NO_ZEROING, "sgd", set(), dict(sgd=variant(sgd_with_mistake, "no zeroing"))),
-    ("no net.train()", EPOCH, set(), dict(train_epoch_ch3=variant(epoch_with_mistake, "no train mode"))),
+    (sgd.ASCENT, "sgd", set(), dict(sgd=variant(sgd_with_mistake, "ascent"))),
+    (train_epoch.NO_TRAIN_MODE, EPOCH, set(),
+     dict(train_epoch_ch3=variant(epoch_with_mistake, "no train mode"))),
     (train_epoch.NO_ZERO_GRAD, EPOCH, {TRAIN},
      dict(train_epoch_ch3=variant(epoch_with_mistake, "no zero_grad"))),
     (train_epoch.SUM_WITH_OPTIMIZER, EPOCH, {TRAIN},
@@ -305,25 +334,36 @@ MISTAKES = [
      dict(train_epoch_ch3=variant(epoch_with_mistake, "full batches"))),
     (train_epoch.ACCURACY_FRACTION, EPOCH, {TRAIN},
      dict(train_epoch_ch3=variant(epoch_with_mistake, "fraction"))),
+    (train_epoch.PER_BATCH_MEAN, EPOCH, {TRAIN},
+     dict(train_epoch_ch3=variant(epoch_with_mistake, "batch means"))),
+    (train_epoch.MEAN_LOSS_SUMMED, EPOCH, {TRAIN},
+     dict(train_epoch_ch3=variant(epoch_with_mistake, "means summed"))),
+    (train_epoch.ACCURACY_COUNT, EPOCH, {TRAIN},
+     dict(train_epoch_ch3=variant(epoch_with_mistake, "count"))),
     (train.NONE_RETURNED, TRAIN, set(), dict(train_ch3=variant(train_with_mistake, "none"))),
     (train.LAST_ONLY, TRAIN, set(), dict(train_ch3=variant(train_with_mistake, "last only"))),
     (train.TEST_BEFORE, TRAIN, set(), dict(train_ch3=variant(train_with_mistake, "test first"))),
+    (train.TRAIN_AS_TEST, TRAIN, set(), dict(train_ch3=variant(train_with_mistake, "train as test"))),
+    ("training for 4 epochs", TRAIN, set(), dict(train_ch3=variant(train_with_mistake, "one more"))),
     (predict.WRONG_ORDER, "predict", set(), dict(get_fashion_mnist_labels=labels_alphabetical)),
-    (predict.IGNORES_N, "predict", set(), dict(predict_ch3=variant(predict_with_mistake, "ignores n"))),
+    (predict.IGNORES_N, "predict", set(),
+     dict(predict_ch3=variant(predict_with_mistake, "ignores n"))),
     (predict.SWAPPED, "predict", set(), dict(predict_ch3=variant(predict_with_mistake, "swapped"))),
-    (gradients.DETACHED_NORMALISER, "ex2_log_domain", set(),
+    (gradients.DETACHED_NORMALISER, "ex2_log_domain", {EX3},
      dict(log_softmax=log_softmax_detached_normaliser)),
-    (gradients.DETACHED, "ex3_stable_loss", set(), dict(softmax_cross_entropy=softmax_cross_entropy_rebuilt)),
+    (gradients.DETACHED, EX3, set(),
+     dict(softmax_cross_entropy=softmax_cross_entropy_rebuilt)),
     (gradients.DETACHED, "cross_entropy", set(), dict(cross_entropy=cross_entropy_detached)),
     (gradients.IN_PLACE, "softmax", set(), dict(softmax=softmax_in_place)),
-    (gradients.IN_PLACE, "ex3_stable_loss", set(), dict(stable_softmax=stable_softmax_in_place)),
-    (gradients.IN_PLACE, "ex2_log_domain", set(), dict(log_softmax=log_softmax_in_place)),
+    (gradients.IN_PLACE, EX3, set(), dict(stable_softmax=stable_softmax_in_place)),
+    (gradients.IN_PLACE, "ex2_log_domain", {EX3}, dict(log_softmax=log_softmax_in_place)),
     (gradients.IN_PLACE, "cross_entropy", set(), dict(cross_entropy=cross_entropy_in_place)),
 ]
 
 
 @pytest.mark.parametrize("named, part, also, replacements", MISTAKES,
-                         ids=[f"{m[1]}-{'-'.join(m[3])}-{i}" for i, m in enumerate(MISTAKES)])
+                         ids=[f"{part}: {' '.join(named.split()[:6])}"
+                              for named, part, *_ in MISTAKES])
 def test_a_known_mistake_fails_its_part_by_name_and_no_other(named, part, also, replacements):
     results = outcomes(with_mistake(**replacements), FAST)
     assert any(t.part == part and r.passed is False and named in r.message

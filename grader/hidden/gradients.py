@@ -22,16 +22,22 @@ from .checks import compare, describe, labels, randn, short
 
 DETACHED = ("no gradient reaches the input: the result was cut from autograd's graph "
             "(.detach(), .item(), .numpy(), torch.tensor(...) or a torch.no_grad() block)")
-DETACHED_NORMALISER = "the normaliser (the log-sum-exp) detached from autograd: its gradient is missing"
-IN_PLACE = "the input modified in place (e.g. X.exp_() or O -= ...): the caller's tensor must stay as it was"
+DETACHED_NORMALISER = ("the normaliser (the log-sum-exp) detached from autograd: its gradient is "
+                       "missing")
+IN_PLACE = ("the input modified in place (e.g. X.exp_() or O -= ...): the caller's tensor must "
+            "stay as it was")
 
 # Logits of ±1e3 (exp overflows even in float64), rows far apart, ties.
 EXTREME = [[1e3, 0.0, -1e3], [0.0, -800.0, 1.0], [-1e3, 1e3, 0.0], [500.0, 500.0, -500.0]]
 EXTREME_LABELS = [2, 1, 0, 2]
 
 
-def true_class(O, y):
-    return O[torch.arange(len(y)), y]
+def losses_of_logits(O, y):
+    return F.cross_entropy(O, y, reduction="none")
+
+
+def losses_of_probabilities(P, y):
+    return -torch.log(P[torch.arange(len(y)), y])
 
 
 def jacobian(student, name, reference, inputs, what, through_softmax=False, mistakes=None):
@@ -48,7 +54,8 @@ def jacobian(student, name, reference, inputs, what, through_softmax=False, mist
         out = report["output"]
         if isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(out_shape):
             return Verdict(False, f"{what}: {DETACHED}", {"mistake": DETACHED})
-        return Verdict(False, f"{what}: expected a tensor of shape {list(out_shape)}, got {short(out)}")
+        return Verdict(False, f"{what}: expected a tensor of shape {list(out_shape)}, "
+                              f"got {short(out)}")
     return compare(report["grads"], expected.reshape(k, *x.shape), what, torch.float64,
                    mistakes=mistakes)
 
@@ -63,26 +70,28 @@ def loss_mistakes(O, y):
 
 
 def softmax_cross_entropy_gradient(student, O, y, what):
-    return jacobian(student, "softmax_cross_entropy", lambda O, y: F.cross_entropy(O, y, reduction="none"),
-                    [O, y], f"softmax_cross_entropy on {what} {describe(O)}", mistakes=loss_mistakes(O, y))
+    return jacobian(student, "softmax_cross_entropy", losses_of_logits, [O, y],
+                    f"softmax_cross_entropy on {what} {describe(O)}", mistakes=loss_mistakes(O, y))
 
 
 def log_softmax_gradient(student, O, what):
-    mistakes = {DETACHED_NORMALISER: lambda: torch.eye(O.numel(), dtype=torch.float64).reshape(-1, *O.shape)}
+    """With a detached normaliser, log_softmax's Jacobian is the identity."""
+    identity = torch.eye(O.numel(), dtype=torch.float64).reshape(-1, *O.shape)
+    mistakes = {DETACHED_NORMALISER: lambda: identity}
     return jacobian(student, "log_softmax", lambda O: torch.log_softmax(O, dim=1), [O],
                     f"log_softmax on {what} {describe(O)}", mistakes=mistakes)
 
 
 def cross_entropy_through_softmax(student, seed):
     O, y = randn((6, 5), seed, scale=2.0), labels(6, 5, seed + 1)
-    return jacobian(student, "cross_entropy", lambda O, y: F.cross_entropy(O, y, reduction="none"),
-                    [O, y], f"cross_entropy(torch.softmax(O), y) with respect to the logits {describe(O)}",
+    return jacobian(student, "cross_entropy", losses_of_logits, [O, y],
+                    f"cross_entropy(torch.softmax(O), y) with respect to the logits {describe(O)}",
                     through_softmax=True)
 
 
 def cross_entropy_probabilities(student, seed):
     P, y = torch.softmax(randn((6, 5), seed), dim=1), labels(6, 5, seed + 1)
-    return jacobian(student, "cross_entropy", lambda P, y: -torch.log(true_class(P, y)), [P, y],
+    return jacobian(student, "cross_entropy", losses_of_probabilities, [P, y],
                     f"cross_entropy with respect to the probabilities {describe(P)}")
 
 
@@ -103,6 +112,7 @@ def logits32(seed):
 
 EXTREME32 = torch.tensor([[1e4, 0.0, -1e4, 5.0], [0.0, float("-inf"), 0.0, 1.0],
                           [-1e4, -1e4 + 8, -1e4 + 16, -1e4 + 24]])
+EXTREME64 = torch.tensor(EXTREME, dtype=torch.float64)
 EX2, EX3 = "ex2_log_domain", "ex3_stable_loss"
 
 TESTS = [
@@ -110,13 +120,12 @@ TESTS = [
                lambda s: softmax_cross_entropy_gradient(s, randn((6, 5), 7701, scale=4.0),
                                                         labels(6, 5, 7702), "N(0, 4^2) logits")),
     HiddenTest("softmax_cross_entropy: gradient at logits of ±1e3", EX3, 1.0,
-               lambda s: softmax_cross_entropy_gradient(s, torch.tensor(EXTREME, dtype=torch.float64),
-                                                        torch.tensor(EXTREME_LABELS), "logits of ±1e3")),
+               lambda s: softmax_cross_entropy_gradient(s, EXTREME64, torch.tensor(EXTREME_LABELS),
+                                                        "logits of ±1e3")),
     HiddenTest("log_softmax: gradient (float64 Jacobian) of N(0, 4^2) logits", EX2, 1.0,
                lambda s: log_softmax_gradient(s, randn((4, 5), 7703, scale=4.0), "N(0, 4^2) logits")),
     HiddenTest("log_softmax: gradient at logits of ±1e3", EX2, 1.0,
-               lambda s: log_softmax_gradient(s, torch.tensor(EXTREME, dtype=torch.float64),
-                                              "logits of ±1e3")),
+               lambda s: log_softmax_gradient(s, EXTREME64, "logits of ±1e3")),
     HiddenTest("gradient through torch.softmax with respect to the logits", "cross_entropy", 1.0,
                lambda s: cross_entropy_through_softmax(s, 7704)),
     HiddenTest("gradient with respect to y_hat", "cross_entropy", 1.0,
@@ -124,7 +133,7 @@ TESTS = [
     HiddenTest("softmax leaves its input unchanged", "softmax", 1.0,
                lambda s: unchanged(s, "softmax", [logits32(7708)], "float32 [8, 5]")),
     HiddenTest("stable_softmax leaves its input unchanged", EX3, 0.5,
-               lambda s: unchanged(s, "stable_softmax", [EXTREME32.clone()], "logits of ±1e4 and -inf")),
+               lambda s: unchanged(s, "stable_softmax", [EXTREME32], "logits of ±1e4 and -inf")),
     HiddenTest("softmax_cross_entropy leaves its inputs unchanged", EX3, 0.5,
                lambda s: unchanged(s, "softmax_cross_entropy", [logits32(7709), labels(8, 5, 7710)],
                                    "float32 [8, 5]")),

@@ -57,8 +57,7 @@ def predictions(student, n, seed):
     mistake = None
     if got == expected[::-1]:
         mistake = SWAPPED
-    elif isinstance(got, list) and len(got) == 2 and all(isinstance(part, list) and len(part) == 6 for part in got) \
-            and k != 6:
+    elif k != 6 and isinstance(got, list) and [len(p) for p in got if isinstance(p, list)] == [6, 6]:
         mistake = IGNORES_N
     if mistake:
         details["mistake"] = mistake

@@ -13,14 +13,15 @@ import torch
 
 from . import HiddenTest, StudentError, Verdict
 from .checks import compare, describe, randn
+from .train_epoch import flat
 
 PART = "sgd"
 
 NO_DIVISION = "no division by batch_size"
 TWICE = "division by batch_size twice"
 ASCENT = "a step up the gradient (+) instead of down (-)"
-NOT_IN_PLACE = ("no update of the parameters themselves (param = param - ... only rebinds a "
-                "local name): update in place, param -= ...")
+NOT_IN_PLACE = ("no update of the parameters themselves (param = param - ... or params[i] = ... "
+                "make new tensors): update them in place, param -= ...")
 NO_ZEROING = "the gradients were not zeroed after the step: the next minibatch would add to them"
 NO_NO_GRAD = ("the update was not under torch.no_grad(): autograd refuses an in-place change of "
               "a leaf that requires grad")
@@ -35,8 +36,8 @@ def names_no_grad_mistake(test):
         except StudentError as err:
             if "leaf Variable that requires grad" not in err.message:
                 raise
-            return Verdict(False, f"sgd raised {err.ename}: {err.message}; this looks like {NO_NO_GRAD}",
-                           {"mistake": NO_NO_GRAD})
+            return Verdict(False, f"sgd raised {err.ename}: {err.message}; this looks like "
+                                  f"{NO_NO_GRAD}", {"mistake": NO_NO_GRAD})
     return run
 
 
@@ -47,10 +48,6 @@ def step(student, shapes, dtype, lr, batch_size, seed):
     report = student.scenario("run_sgd", values, grads, lr, batch_size)
     what = f"sgd(lr={lr}, batch_size={batch_size}) on {', '.join(describe(v) for v in values)}"
     return values, grads, report, what
-
-
-def flat(tensors):
-    return torch.cat([t.flatten() for t in tensors])
 
 
 @names_no_grad_mistake

@@ -9,9 +9,14 @@ so that train and test accuracy cannot be mixed up unnoticed.
 
 The Fashion-MNIST test (scenario train_fashion_mnist) trains with the student's
 own net, cross_entropy, sgd and train_ch3 for 3 epochs at lr 0.1 on minibatches
-of 256, as the book does, and asks for a test accuracy of at least 0.78 (the
-reference reaches 0.81) as the grader recomputes it from the returned W and b
-on the test set it loads itself; the history must report that same accuracy.
+of 256, as the book does, and asks for a test accuracy of at least 0.78, as the
+grader recomputes it from the returned W and b on the test set it loads itself;
+the history must report that same accuracy. All randomness (W's initialisation,
+the shuffles) is the harness's and seeded, so a correct submission retraces the
+reference, which reaches 0.8213 (other correct ways to write softmax,
+cross_entropy or sgd gave the same). The seed matters: with seed 6 the
+reference's third epoch ends at 0.7727, SGD's noise, while 7 other seeds gave
+0.809 to 0.815.
 """
 
 import functools
@@ -22,7 +27,7 @@ from solutions.data import load_fashion_mnist_tensors
 
 from . import HiddenTest, Verdict
 from .checks import compare, short
-from .train_epoch import linear_problem, replay_epoch
+from .train_epoch import flat, linear_problem, replay_epoch
 
 PART = "train"
 BATCH = 32
@@ -47,7 +52,7 @@ def problem_data(seed):
     return (X[:150], y[:150]), (X[150:], test_y), W, b
 
 
-def test_accuracy(params, X, y):
+def accuracy_of(params, X, y):
     W, b = params
     return float(((X.reshape(len(X), -1) @ W + b).argmax(1) == y).double().mean())
 
@@ -56,10 +61,10 @@ def replay_history(W, b, train, test, epochs):
     """([W, b] after `epochs` epochs, {None: the history, mistake: the history it reports})."""
     params, history, before = [W, b], [], []
     for _ in range(epochs):
-        before.append(test_accuracy(params, *test))
+        before.append(accuracy_of(params, *test))
         params, records = replay_epoch(*params, *train, BATCH, LR)
         loss, correct, n = map(sum, zip(*records))
-        history.append([loss / n, correct / n, test_accuracy(params, *test)])
+        history.append([loss / n, correct / n, accuracy_of(params, *test)])
     variants = {None: history,
                 TEST_BEFORE: [[h[0], h[1], a] for h, a in zip(history, before)],
                 TRAIN_AS_TEST: [[h[0], h[1], h[1]] for h in history]}
@@ -113,25 +118,19 @@ def history_values(student, net_kind, updater_kind, seed, epochs):
 
 def parameters(student, seed):
     """The parameters after 3 epochs; 2 or 4 epochs' worth are named."""
+    report, (expected, _), what = run(student, "function", "callable", seed, 3)
     train, test, W, b = problem_data(seed)
-    report = student.scenario("run_train", "function", "callable", W, b, train, test, BATCH, LR, 3)
-
-    def after(epochs):
-        return torch.cat([p.flatten() for p in replay_history(W, b, train, test, epochs)[0]])
-
-    mistakes = {f"training for {k} epochs instead of num_epochs = 3": lambda k=k: after(k)
-                for k in (2, 4)}
-    return compare(torch.cat([p.flatten() for p in report["params"]]), after(3),
-                   "train_ch3 for 3 epochs: W and b afterwards", torch.float64, mistakes=mistakes)
+    mistakes = {f"training for {k} epochs instead of num_epochs = 3":
+                lambda k=k: flat(replay_history(W, b, train, test, k)[0]) for k in (2, 4)}
+    return compare(flat(report["params"]), flat(expected), f"{what}: W and b afterwards",
+                   torch.float64, mistakes=mistakes)
 
 
 def zero_epochs(student, seed):
-    report, _, what = run(student, "function", "callable", seed, 0)
+    report, (initial, _), what = run(student, "function", "callable", seed, 0)
     if report["history"] != []:
         return Verdict(False, f"{what}: expected an empty history [], got {short(report['history'])}")
-    _, _, W, b = problem_data(seed)
-    moved = any(not torch.equal(p, q) for p, q in zip(report["params"], (W, b)))
-    if moved:
+    if not all(torch.equal(p, q) for p, q in zip(report["params"], initial)):
         return Verdict(False, f"{what}: the parameters changed")
     return Verdict(True, f"{what}: an empty history and unchanged parameters")
 
@@ -161,7 +160,7 @@ def fashion_mnist(student):
                               f"accuracy of the trained W and b, {accuracy:.4f}", details)
     if accuracy < FASHION_THRESHOLD:
         return Verdict(False, f"{what}: test accuracy {accuracy:.4f} < {FASHION_THRESHOLD} "
-                              "(the reference reaches 0.81)", details)
+                              "(the reference reaches 0.82 on these batches)", details)
     return Verdict(True, f"{what}: test accuracy {accuracy:.4f} >= {FASHION_THRESHOLD}", details)
 
 

@@ -39,6 +39,8 @@ ACCURACY_FRACTION = ("the accuracy as a fraction inside train_epoch: accuracy(y_
                      "a count, dividing it by the batch size and again by all examples makes it tiny")
 ACCURACY_COUNT = "the number of correct predictions instead of the fraction"
 MEAN_LOSS_SUMMED = "the batches' mean losses summed, then divided by all examples again"
+NO_TRAIN_MODE = ("no net.train(): the module trained in eval mode, in which dropout and batch "
+                 "norm behave as in evaluation")
 LAST_SIZE_AS_FULL = ("the last partial batch counted as a full batch: pass each minibatch's own "
                      "size, X.shape[0]")
 
@@ -100,7 +102,7 @@ def metric_mistakes(records, batch_size):
             MEAN_LOSS_SUMMED: (sum(f[0] for f in fractions) / n, correct / n)}
 
 
-def pair_problem(result, what):
+def not_a_pair(result, what):
     """None when `result` is (number, number), else a failed Verdict saying what came back."""
     if isinstance(result, list) and len(result) == 2 and all(type(v) is float for v in result):
         return None
@@ -110,8 +112,8 @@ def pair_problem(result, what):
 
 def judge_metrics(result, records, what):
     """Verdict on the returned (loss, accuracy) against the replay's per-batch records."""
-    verdict = pair_problem(result, what)
-    if verdict:
+    verdict = not_a_pair(result, what)
+    if verdict is not None:
         return verdict
     expected, variants = epoch_metrics(records), metric_mistakes(records, BATCH)
     details = {"returned": result, "expected": list(expected)}
@@ -128,14 +130,15 @@ def judge_metrics(result, records, what):
 def run(student, net_kind, updater_kind, seed, lr, dtype=torch.float64):
     """(the scenario's report, the data it was given) for one epoch on hidden data."""
     X, y, W, b = linear_problem(seed, N, dtype)
-    return student.scenario("run_train_epoch", net_kind, updater_kind, W, b, X, y, BATCH, lr), \
-        (W, b, X, y)
+    report = student.scenario("run_train_epoch", net_kind, updater_kind, W, b, X, y, BATCH, lr)
+    return report, (W, b, X, y)
 
 
 def describe_run(net_kind, updater_kind):
     net = "an nn.Module" if net_kind == "module" else "a plain function net"
     updater = "torch.optim.SGD" if updater_kind == "optimizer" else "a function updater(batch_size)"
-    return f"train_epoch_ch3 with {net} and {updater}, {N} examples in batches of {BATCH} (last {N % BATCH})"
+    return (f"train_epoch_ch3 with {net} and {updater}, {N} examples in batches of {BATCH} "
+            f"(last {N % BATCH})")
 
 
 def metrics_without_steps(student, net_kind, updater_kind, seed):
@@ -153,6 +156,7 @@ def metrics_while_training(student, seed):
 
 
 def flat(params):
+    """[W, b] (or any tensors) as one vector, to compare them at once."""
     return torch.cat([p.flatten() for p in params])
 
 
@@ -191,11 +195,12 @@ def training_mode(student, seed):
     report, _ = run(student, "module", "optimizer", seed, LR)
     modes = [call[0] for call in report["calls"]]
     what = "train_epoch_ch3 with an nn.Module handed over in eval mode"
-    if modes and all(modes):
+    if not modes:
+        return Verdict(False, f"{what}: the net was never called")
+    if all(modes):
         return Verdict(True, f"{what}: every forward pass ran in training mode")
     return Verdict(False, f"{what}: {modes.count(False)} of {len(modes)} forward passes ran in eval "
-                          "mode; call net.train() first (dropout and batch norm train only then)",
-                   {"mistake": "no net.train()"})
+                          f"mode; this looks like {NO_TRAIN_MODE}", {"mistake": NO_TRAIN_MODE})
 
 
 TESTS = [
