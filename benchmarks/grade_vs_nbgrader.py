@@ -9,6 +9,7 @@ them). Both are timed as a user runs them, from the command line.
 """
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -18,13 +19,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# nbgrader runs its database migrations with the `alembic` command of its environment
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
 SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"
 NAME = "softmax_regression"
 
 
 def timed(argv, cwd):
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=ENV)
     seconds = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         sys.exit(f"{' '.join(argv[:3])} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -36,7 +39,7 @@ def nbgrader_course(root):
     (root / "source" / NAME).mkdir(parents=True)
     shutil.copy(SOURCE, root / "source" / NAME / SOURCE.name)
     subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", NAME, "--force"],
-                   cwd=root, check=True, capture_output=True)
+                   cwd=root, check=True, capture_output=True, env=ENV)
     (root / "submitted" / "student1" / NAME).mkdir(parents=True)
     shutil.copy(SOURCE, root / "submitted" / "student1" / NAME / SOURCE.name)  # complete
 

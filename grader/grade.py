@@ -19,6 +19,7 @@ import torch
 from . import hidden
 from .budgets import BUDGETS, measure
 from .hidden import HiddenTest, StudentError
+from .hidden.train import fashion_mnist_test_set
 from .notebook import NotebookError, find_parts, read_notebook
 from .results import (GradeReport, TestResult, write_feedback, write_gradescope, write_junit,
                       written_answer)
@@ -80,13 +81,19 @@ class RestartingSubmission:
         self.process = None
         self.starts = 0
 
+    def launch(self):
+        """Start a fresh process without waiting for it to run the cells."""
+        if self.process is not None:
+            self.process.close()
+        self.process = SubmissionProcess(self.cells, **self.process_options)
+        self.starts += 1
+        self.process.launch()
+
     def running(self):
         if self.process is None or self.process.process is None:
-            if self.process is not None:
-                self.process.close()
-            self.process = SubmissionProcess(self.cells, **self.process_options)
-            self.starts += 1
-            self.process.start()
+            self.launch()
+        if not self.process.loaded:
+            self.process.load()
         return self.process
 
     @property
@@ -192,8 +199,7 @@ def start_reference(cells, options):
     """The reference's process, loading its cells in a thread while the submission's
     starts. It is launched from this (the main) thread, which outlives it."""
     reference = RestartingSubmission(cells, **options)
-    reference.process = SubmissionProcess(cells, **options)
-    reference.process.launch()
+    reference.launch()
     thread = threading.Thread(target=reference.process.load, daemon=True)
     thread.start()
     return reference, thread
@@ -228,8 +234,13 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         reference_thread = threading.Thread(target=lambda: None)
         reference_thread.start()
     student = RestartingSubmission(code.cells, **options)
+    student.launch()  # both processes start at once, on both cores
     student.reference = reference
+    # The grader's own copy of the test set (for the training check) loads meanwhile.
+    prefetch = threading.Thread(target=fashion_mnist_test_set, daemon=True)
+    prefetch.start()
     try:
+        prefetch.join()
         for part in find_parts(source):
             if part.written:
                 report.tests.append(written_answer(part.id, part.points))

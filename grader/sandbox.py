@@ -172,6 +172,7 @@ class SubmissionProcess:
         self.process = None
         self.workdir = None
         self.cell_errors = []
+        self.loaded = False
 
     @property
     def data_dir(self):
@@ -228,6 +229,7 @@ class SubmissionProcess:
                 raise LimitTooLow(f"the memory limit of {self.limits.memory_mb} MiB is too low "
                                   f"to import torch here ({crash})") from None
             raise
+        self.loaded = True
         return self.cell_errors
 
     def close(self):

@@ -58,11 +58,13 @@ def main(request_fd, reply_fd):
     def digest(value):
         """A small fingerprint of a result, so the grader can see timed calls really computed."""
         if isinstance(value, torch.Tensor):
-            return [float(value.detach().double().sum()), list(value.shape)]
+            return {"sum": float(value.detach().double().sum()), "shape": list(value.shape)}
         if isinstance(value, (int, float)):
             return float(value)
         if isinstance(value, (list, tuple)):
             return [digest(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): digest(v) for k, v in value.items()}
         return type(value).__name__
 
     staged = {}

@@ -5,15 +5,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
-        echo "install: Debian packages (Fashion-MNIST data)" >&2
+# Debian packages: the data set (offline) and bubblewrap (the grader's sandbox).
+DEBIAN_PACKAGES="dataset-fashion-mnist bubblewrap"
+missing=""
+for package in $DEBIAN_PACKAGES; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "install: Debian packages:$missing" >&2
         apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+    else
+        echo "install: warning: not root, so these Debian packages are not installed:$missing" \
+             "(run 'apt-get install$missing' as root; without bubblewrap the grader's sandbox" \
+             "is weaker, without the data set SOFTGRADE_DATA must point to Fashion-MNIST)" >&2
     fi
-elif [ ! -d /usr/share/datasets/fashion-mnist ]; then
-    echo "install: warning: not root, so Fashion-MNIST is not installed from Debian;" \
-         "run 'apt-get install dataset-fashion-mnist' as root or set SOFTGRADE_DATA" >&2
 fi
 
 PYTHON="${PYTHON:-python3}"
