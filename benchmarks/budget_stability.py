@@ -1,22 +1,61 @@
 """Budget stability: grade the reference notebook N times while another process keeps
-a core busy, and count budgets that fail (the reference must pass every time).
+a core busy and count budgets that fail (the reference must pass every time); grade a
+submission whose softmax and accuracy loop over the rows in Python as often, and count
+the times those two budgets pass (a loop must fail every time).
 
     .venv/bin/python benchmarks/budget_stability.py [--runs 20]
 """
 
 import argparse
 import multiprocessing
+import tempfile
 from pathlib import Path
 
+import nbformat
+
 from grader.grade import grade_notebook
+from grader.notebook import replace_in_cell
 
 SOURCE = Path(__file__).resolve().parents[1] / "assignments" / "softmax_regression" / \
     "softmax_regression.ipynb"
 
 
+LOOPS = [
+    ("softmax_solution", """    X_exp = torch.exp(X)
+    partition = X_exp.sum(1, keepdim=True)  # [n, 1]: broadcast over the q columns below
+    return X_exp / partition""", """    out = torch.empty_like(X)
+    for i in range(X.shape[0]):
+        row = torch.exp(X[i])
+        out[i] = row / row.sum()
+    return out"""),
+    ("accuracy_solution", """    cmp = y_hat.type(y.dtype) == y
+    return float(cmp.type(y.dtype).sum())""", """    correct = 0.0
+    for predicted, label in zip(y_hat, y):
+        correct += float(predicted.type(y.dtype) == label)
+    return correct"""),
+]
+
+
+def loopy_notebook(folder):
+    notebook = nbformat.read(SOURCE, as_version=4)
+    for grade_id, old, new in LOOPS:
+        replace_in_cell(notebook, grade_id, old, new)
+    path = Path(folder) / "loops.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
 def spin():
     while True:
         pass
+
+
+def t_is_loop_budget(test):
+    return test.part in ("softmax", "accuracy") and "ratio" in test.details
+
+
+def ratio_of(test):
+    return float(test.details["ratio"])  # "inf" when the call did not finish in time
 
 
 def main():
@@ -25,13 +64,21 @@ def main():
     args = parser.parse_args()
     load = multiprocessing.Process(target=spin, daemon=True)
     load.start()
-    budget_failures, other_failures, ratios = 0, 0, {}
+    budget_failures, other_failures, ratios, loops_passed = 0, 0, {}, 0
+    folder = tempfile.TemporaryDirectory()
+    loops = loopy_notebook(folder.name)
     try:
         for run in range(args.runs):
+            looped = grade_notebook(loops)
+            loops_passed += sum(1 for t in looped.tests if t.part in ("softmax", "accuracy")
+                                and "budget" in t.details and t.outcome == "passed")
+            for test in looped.tests:
+                if t_is_loop_budget(test):
+                    ratios.setdefault("loop " + test.name, []).append(ratio_of(test))
             report = grade_notebook(SOURCE)
             for test in report.tests:
                 if "ratio" in test.details:
-                    ratios.setdefault(test.name, []).append(float(test.details["ratio"]))
+                    ratios.setdefault(test.name, []).append(ratio_of(test))
                 if test.outcome == "over_budget" or ("budget" in test.details
                                                      and test.outcome != "passed"):
                     budget_failures += 1
@@ -41,8 +88,10 @@ def main():
                   f"in {report.execution_time:.1f} s", flush=True)
     finally:
         load.terminate()
+        folder.cleanup()
     print(f"{args.runs} gradings of the reference with one core busy: {budget_failures} budget "
-          f"failures, {other_failures} other failures")
+          f"failures, {other_failures} other failures; {args.runs} gradings of Python loops in "
+          f"softmax and accuracy: {loops_passed} of {2 * args.runs} loop budgets passed")
     for name, values in ratios.items():
         print(f"  {name}: ratio min {min(values):.2f}, max {max(values):.2f}")
 

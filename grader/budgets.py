@@ -49,6 +49,8 @@ class Budget:
     """The reference function's inputs, made from the student's (same data, its layout)."""
     hint: str = "look for a Python loop over examples"
     """What usually makes a submission miss this budget."""
+    resource: str = "time"
+    """'time', or 'memory': the peak resident memory one call adds, against the reference's."""
 
 
 def _digests_agree(a, b, rel=1e-3):
@@ -69,6 +71,8 @@ def measure(budget, student, reference):
     reference_function = budget.reference_function or budget.function
     student.stage(key, args)
     reference.stage(key, budget.reference_args(args) if budget.reference_args else args)
+    if budget.resource == "memory":
+        return measure_memory(budget, student, reference, key, reference_function)
     reference.timed_repeat(budget.kind, reference_function, key, 1)  # warm-up
     once, reference_digest = reference.timed_repeat(budget.kind, reference_function, key, 1)
     times = max(1, min(1000, math.ceil(TARGET_SECONDS / max(once, 1e-6))))
@@ -97,6 +101,31 @@ def measure(budget, student, reference):
         return over_budget(budget, ratio, f"median of {ROUNDS} interleaved rounds")
     return Verdict(True, describe(ratio, budget),
                    {"ratio": round(ratio, 3), "budget": budget.max_ratio})
+
+
+MEMORY_FLOOR = 4 << 20  # below this, a call's peak is allocator noise, not its arrays
+
+
+def measure_memory(budget, student, reference, key, reference_function):
+    """Peak memory of one call, student against reference, each measured twice (min)."""
+    reference.timed_repeat(budget.kind, reference_function, key, 1)  # warm-up
+    student.timed_repeat(budget.kind, budget.function, key, 1, timeout=60)
+    reference_peaks = [reference.peak_memory(budget.kind, reference_function, key)
+                       for _ in range(2)]
+    student_peaks = [student.peak_memory(budget.kind, budget.function, key, timeout=60)
+                     for _ in range(2)]
+    if None in reference_peaks + student_peaks:
+        return Verdict(True, "not measured: this machine does not let the grader reset a "
+                             "process's peak memory", {"budget": budget.max_ratio})
+    ratio = max(min(student_peaks), MEMORY_FLOOR) / max(min(reference_peaks), MEMORY_FLOOR)
+    mib = min(student_peaks) / (1 << 20)
+    details = {"ratio": round(ratio, 3), "budget": budget.max_ratio, "peak_mib": round(mib, 1)}
+    if ratio > budget.max_ratio:
+        return Verdict(False, f"over budget: {mib:.0f} MiB at its peak, {ratio:.1f}x the "
+                              f"reference's (budget {budget.max_ratio:g}x); {budget.hint}",
+                       {**details, "over_budget": True})
+    return Verdict(True, f"{mib:.0f} MiB at its peak, {ratio:.2f}x the reference's "
+                         f"(budget {budget.max_ratio:g}x)", details)
 
 
 def describe(ratio, budget):
@@ -164,4 +193,8 @@ BUDGETS = [
            "two_level_log_prob", _two_level_inputs, max_ratio=1 / 3,
            reference_function="full_log_prob", reference_args=_full_inputs_of,
            hint="score only each example's own cluster, never all V words"),
+    Budget("ex5_large_vocab", "two_level_log_prob's peak memory at V = 65,536",
+           "two_level_log_prob", _two_level_inputs, max_ratio=3, resource="memory",
+           hint="never hold scores for all V words: [n, V] floats are what a two-level "
+                "softmax avoids"),
 ]

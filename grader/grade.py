@@ -118,6 +118,9 @@ class RestartingSubmission:
     def timed_repeat(self, kind, name, key, times, timeout=None):
         return self.running().timed_repeat(kind, name, key, times, timeout=timeout)
 
+    def peak_memory(self, kind, name, key, timeout=None):
+        return self.running().peak_memory(kind, name, key, timeout=timeout)
+
     def close(self):
         if self.process is not None:
             self.process.close()

@@ -279,6 +279,33 @@ class SubmissionProcess:
         """Keep `args` (a list) in the child under `key`, for timed repeats."""
         self._request("stage", [key, list(args)])
 
+    def peak_memory(self, kind, name, key, timeout=None):
+        """Bytes by which one run of `name` on staged args raised the child's resident
+        memory, read by the grader from /proc (the child's word is never asked): the
+        kernel's high-water mark is reset just before the call and read just after.
+        None where this machine does not let the grader reset it."""
+        pid = self._python_pid()
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+            before = _status_kib(pid, "VmRSS")
+        except OSError:
+            return None
+        self._request("repeat", [kind, name, key, 1], timeout=timeout)
+        return (_status_kib(pid, "VmHWM") - before) * 1024
+
+    def _python_pid(self):
+        """The pid of the Python process holding the submission (under bubblewrap, a
+        grandchild of the process the grader started)."""
+        import psutil
+
+        root = psutil.Process(self.process.pid)
+        for process in [root, *root.children(recursive=True)]:
+            # bubblewrap's own processes carry the same command line as arguments
+            if process.name() != "bwrap" and any(part.endswith("sandbox_child.py")
+                                                 for part in process.cmdline()):
+                return process.pid
+        raise ChildCrashed("the submission's Python process is gone")
+
     def timed_repeat(self, kind, name, key, times, timeout=None):
         """Run `name` (a 'call' or a 'scenario') `times` times on staged args.
 
@@ -326,6 +353,13 @@ class SubmissionProcess:
             return f"the submission's process was killed by {name}{hint}"
         tail = self.output().strip().splitlines()[-1:] or [""]
         return f"the submission's process exited with code {code}: {tail[0][:200]}"
+
+
+def _status_kib(pid, field):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/{pid}/status")
 
 
 class _DeadlineReader:

@@ -240,3 +240,17 @@ def test_without_namespaces_the_reduced_isolation_is_reported():
         assert torch.equal(child.call("f", torch.ones(2)), torch.full((2,), 2.0))
     finally:
         child.close()
+
+
+def test_peak_memory_is_read_by_the_grader():
+    child = fresh(["import torch\n"
+                   "def big(n):\n    return float(torch.ones(n, 1 << 20).sum())\n"
+                   "def small(n):\n    return float(n)\n"])
+    try:
+        child.stage("args", [200])
+        big = child.peak_memory("call", "big", "args")
+        small = child.peak_memory("call", "small", "args")
+        assert big > 600 << 20  # 200 x 1 Mi floats = 800 MiB
+        assert small < 20 << 20
+    finally:
+        child.close()
