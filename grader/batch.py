@@ -1,7 +1,8 @@
 """`softgrade grade-batch`: a class's submissions, graded in parallel, resumable.
 
 Every finished report is stored at once (atomically) under a cache folder beside
-the CSV, keyed by the notebook's content hash; a run that is interrupted, even
+the CSV, keyed by the hash of the notebook's content (and of the source notebook and
+the grader's code); a run that is interrupted, even
 killed, and started again grades only what is missing, and a resubmitted notebook
 with new content is graded again. The CSV is rewritten from the cache at the end.
 """
@@ -50,8 +51,17 @@ def submissions_in(directory):
     return sorted(p for p in directory.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
-def content_key(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def grading_fingerprint(source):
+    """A hash of what decides a grade besides the notebook: the source notebook and the
+    grader's code (hidden tests, budgets), so a changed grader never reuses old reports."""
+    digest = hashlib.sha256(Path(source).read_bytes())
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def content_key(path, fingerprint):
+    return hashlib.sha256(Path(path).read_bytes() + fingerprint.encode()).hexdigest()
 
 
 def cache_dir_for(out):
@@ -95,7 +105,8 @@ def run(args):
     parts = [p for p in find_parts(read_notebook(args.source)) if not p.written]
     cache = cache_dir_for(args.out)
     cache.mkdir(parents=True, exist_ok=True)
-    keys = {path: content_key(path) for path in submissions}
+    fingerprint = grading_fingerprint(args.source)
+    keys = {path: content_key(path, fingerprint) for path in submissions}
     todo = [path for path in submissions if not (cache / f"{keys[path]}.json").exists()]
     cached = len(submissions) - len(todo)
     uncached = {}
@@ -143,10 +154,15 @@ def print_table(results, file=sys.stdout):
             print(f"{str(path):<{width}}  error: {result['error']}", file=file)
             continue
         gradescope = result["gradescope"]
-        lost = [f"{part} {outcome.replace('_', ' ')}" for part, outcome in result["outcomes"].items()
-                if outcome not in ("passed", "manual")]
+        auto = [part for part, outcome in result["outcomes"].items() if outcome != "manual"]
+        lost = {}
+        for part in auto:
+            if result["outcomes"][part] != "passed":
+                lost.setdefault(result["outcomes"][part].replace("_", " "), []).append(part)
+        summary = "; ".join(f"{outcome}: {'every part' if len(parts) == len(auto) else ', '.join(parts)}"
+                            for outcome, parts in lost.items())
         print(f"{str(path):<{width}}  {gradescope['score']:6.2f} / {gradescope['max_score']:g}  "
-              f"{'; '.join(lost) if lost else 'every auto-graded part passed'}", file=file)
+              f"{summary or 'every auto-graded part passed'}", file=file)
 
 
 def csv_row(path, key, result, parts):
