@@ -135,13 +135,14 @@ def bubblewrap_command(workdir, python_args, readonly_binds=()):
     readonly = {"/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/localtime",
                 sys.base_prefix, sys.prefix}
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--uid", str(NOBODY), "--gid", str(NOBODY), "--clearenv"]
+            "--uid", str(NOBODY), "--gid", str(NOBODY), "--clearenv",
+            # the empty /tmp first: binds made after it may live under /tmp (a clone in /tmp)
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in sorted(readonly):
         argv += ["--ro-bind-try", path, path]
     for outside, inside in readonly_binds:
         argv += ["--ro-bind", str(outside), str(inside)]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--bind", str(workdir), INSIDE_DIR, "--chdir", INSIDE_DIR]
+    argv += ["--bind", str(workdir), INSIDE_DIR, "--chdir", INSIDE_DIR]
     for device in sorted(Path("/dev").glob("nvidia*")):  # the GPU, where there is one
         argv += ["--dev-bind", str(device), str(device)]
     for key, value in child_environment(INSIDE_DIR).items():

@@ -254,3 +254,13 @@ def test_peak_memory_is_read_by_the_grader():
         assert small < 20 << 20
     finally:
         child.close()
+
+
+def test_binds_under_tmp_survive_the_private_tmp():
+    """A checkout or a virtual environment under /tmp must stay visible in the sandbox:
+    the empty /tmp is mounted before every bind."""
+    from grader.sandbox import bubblewrap_command
+    argv = bubblewrap_command(Path("/tmp/work"), ["python"], [(Path("/tmp/data"), "/data")])
+    tmpfs = argv.index("--tmpfs")
+    binds = [i for i, word in enumerate(argv) if word in ("--ro-bind", "--ro-bind-try", "--bind")]
+    assert binds and tmpfs < min(binds)
