@@ -77,18 +77,23 @@ def measure(budget, student, reference):
     once, reference_digest = reference.timed_repeat(budget.kind, reference_function, key, 1)
     times = max(1, min(1000, math.ceil(TARGET_SECONDS / max(once, 1e-6))))
 
-    # The student's first call doubles as a warm-up, and decides clear cases at once.
+    # The student's first call is a warm-up, and stops an endless one early.
     limit = max(2.0, 50 * budget.max_ratio * once)
     try:
-        first, student_digest = student.timed_repeat(budget.kind, budget.function, key, 1,
-                                                     timeout=limit)
+        _, student_digest = student.timed_repeat(budget.kind, budget.function, key, 1,
+                                                 timeout=limit)
     except ChildTimeout:
         return over_budget(budget, math.inf, f"stopped after {limit:.1f} s")
     if budget.reference_function is None and not _digests_agree(student_digest, reference_digest):
         return Verdict(False, "not timed: the result differs from the reference's (see the "
                               "value tests)", {"budget": budget.max_ratio})
-    if first / once > CLEAR_FACTOR * budget.max_ratio:
-        return over_budget(budget, first / once, "after one call")
+    # One full round each (many calls, never a single one: a lone call of a
+    # millisecond can meet a scheduler hiccup) decides the clear cases.
+    first = student.timed_repeat(budget.kind, budget.function, key, times,
+                                 timeout=limit * times)[0]
+    first_reference = reference.timed_repeat(budget.kind, reference_function, key, times)[0]
+    if first / first_reference > CLEAR_FACTOR * budget.max_ratio:
+        return over_budget(budget, first / first_reference, "one round")
 
     student_times, reference_times = [], []
     for _ in range(ROUNDS):
