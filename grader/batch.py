@@ -131,12 +131,10 @@ def run(args):
             else:
                 uncached[path] = result
             progress.update()
-    rows = [csv_row(path, keys[path], uncached.get(path) or
-                    json.loads((cache / f"{keys[path]}.json").read_text()), parts)
-            for path in submissions]
-    write_csv(args.out, rows, parts)
     results = {path: uncached.get(path) or json.loads((cache / f"{keys[path]}.json").read_text())
                for path in submissions}
+    rows = [csv_row(path, keys[path], results[path], parts) for path in submissions]
+    write_csv(args.out, rows, parts)
     print_table(results)
     errors = sum(1 for row in rows if row["error"])
     scores = [row["score"] for row in rows if not row["error"]]

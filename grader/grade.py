@@ -79,14 +79,12 @@ class RestartingSubmission:
         self.cells = cells
         self.process_options = process_options
         self.process = None
-        self.starts = 0
 
     def launch(self):
         """Start a fresh process without waiting for it to run the cells."""
         if self.process is not None:
             self.process.close()
         self.process = SubmissionProcess(self.cells, **self.process_options)
-        self.starts += 1
         self.process.launch()
 
     def running(self):
@@ -126,13 +124,13 @@ class RestartingSubmission:
             self.process.close()
 
 
-def run_one(test, student, stubbed):
+def run_one(test, student, reference, stubbed):
     """(outcome, message, details) of one hidden test or budget."""
     try:
         if isinstance(test, HiddenTest):
             verdict = test.run(student)
         else:
-            verdict = measure(test, student, student.reference)
+            verdict = measure(test, student, reference)
     except StudentError as err:
         if err.ename == "NotImplementedError":
             if stubbed:
@@ -153,7 +151,7 @@ def run_one(test, student, stubbed):
     return "failed", verdict.message, verdict.details
 
 
-def grade_part(part, tests, budgets, student, stubbed):
+def grade_part(part, tests, budgets, student, reference, stubbed):
     """[TestResult] of one auto-graded part."""
     weights = [t.weight for t in tests + budgets]
     share = part.points / sum(weights) if weights else 0.0
@@ -171,7 +169,7 @@ def grade_part(part, tests, budgets, student, stubbed):
             outcome, message, details = "failed", "not timed: the value tests of this part " \
                 "fail, fix them first", {}
         else:
-            outcome, message, details = run_one(test, student, stubbed)
+            outcome, message, details = run_one(test, student, reference, stubbed)
         if isinstance(test, HiddenTest) and outcome != "passed":
             values_ok = False
         if outcome in ("timeout", "crashed"):
@@ -230,15 +228,12 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
     options = process_options(use_namespaces, limits, temp_root)
     tests = hidden_tests_by_part()
     own_reference = reference is None
+    reference_thread = None
     if own_reference:
         reference, reference_thread = start_reference(submission_code(source, source).cells,
                                                       options)
-    else:
-        reference_thread = threading.Thread(target=lambda: None)
-        reference_thread.start()
     student = RestartingSubmission(code.cells, **options)
     student.launch()  # both processes start at once, on both cores
-    student.reference = reference
     # The grader's own copy of the test set (for the training check) loads meanwhile.
     prefetch = threading.Thread(target=fashion_mnist_test_set, daemon=True)
     prefetch.start()
@@ -249,9 +244,10 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
                 report.tests.append(written_answer(part.id, part.points))
                 continue
             part_budgets = [b for b in BUDGETS if b.part == part.id]
-            if part_budgets:
+            if part_budgets and reference_thread is not None:
                 reference_thread.join()
             report.tests += grade_part(part, tests.get(part.id, []), part_budgets, student,
+                                       reference,
                                        stubbed=part.id in code.stub_parts)
             if student.process is not None and student.process.process is None:
                 student.process = None  # killed by a timeout or crash: fresh for the next part
@@ -259,8 +255,8 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
             report.warnings += student.process.isolation.warnings
     finally:
         student.close()
-        reference_thread.join()
         if own_reference:
+            reference_thread.join()
             reference.close()
     report.execution_time = time.perf_counter() - start
     return report
@@ -269,9 +265,9 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
 def print_report(report, file=sys.stdout):
     if report.error:
         return
-    rows = [(part, f"{score:g}/{max_score:g}", outcome)
-            for part, (score, max_score) in report.part_scores().items()
-            for outcome in [report.outcome_by_part()[part]]]
+    outcomes = report.outcome_by_part()
+    rows = [(part, f"{score:g}/{max_score:g}", outcomes[part])
+            for part, (score, max_score) in report.part_scores().items()]
     width = max(len(r[0]) for r in rows)
     print(f"{'part':<{width}}  {'score':>9}  outcome", file=file)
     for part, score, outcome in rows:

@@ -11,9 +11,7 @@ top-level imports, functions and classes of every code cell, with a warning.
 import ast
 from dataclasses import dataclass, field
 
-from .notebook import is_demo, is_stub, nbgrader_metadata, read_notebook
-
-SOLUTION_SUFFIX = "_solution"
+from .notebook import SOLUTION_SUFFIX, is_demo, is_stub, nbgrader_metadata, read_notebook
 
 
 @dataclass

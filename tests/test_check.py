@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebook_edits import cell_by_grade_id, replace_in_cell, write
+from grader.notebook import cell_with_grade_id, replace_in_cell
+from notebook_edits import write
 from test_source_notebook import CODE_PARTS, SOURCE, WRITTEN_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def test_failures_errors_and_timeouts_each_cost_their_own_part(tmp_path):
                     "X_exp.sum(0, keepdim=True)")  # the classic wrong axis
     replace_in_cell(notebook, "ex4_decision_solution", "    return probs @ cost.T",
                     "    while True:\n        pass")
-    cell = cell_by_grade_id(notebook, "ex5_large_vocab_solution")
+    cell = cell_with_grade_id(notebook, "ex5_large_vocab_solution")
     cell.source = cell.source.replace("def full_log_prob(H, y, W, b):",
                                       "def full_log_prob(H, y, W, b)")  # a syntax error
     proc, rows = check(write(notebook, tmp_path / "student.ipynb"), "--timeout", "10")

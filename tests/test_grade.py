@@ -10,7 +10,8 @@ import nbformat
 import pytest
 
 from grader.grade import grade_notebook
-from notebook_edits import replace_in_cell, write
+from grader.notebook import replace_in_cell
+from notebook_edits import write
 from test_source_notebook import CODE_PARTS, WRITTEN_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
