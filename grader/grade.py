@@ -1,29 +1,23 @@
 """`softgrade grade`: full grading of one submission.
 
-For each part of the source notebook, in order: its hidden tests (grader/hidden/)
-and its performance budgets (budgets.py) run against the submission's process
-(sandbox.py); the verdicts are decided here, in the grader's process. A crash or a
-timeout costs only the part that caused it: the process is started afresh for the
-next part. Reports are written by results.py.
+The submission's process and the reference's (sandbox.py) are started first; then,
+for each part of the source notebook, in order, its hidden tests and budgets judge
+the submission (judge.py). A crash or a timeout costs only the part that caused
+it: the process is started afresh for the next part. Reports are written by
+results.py.
+
+This module imports no torch at the top: the two processes are launched before
+the grader pays for its own `import torch`, and import theirs meanwhile.
 """
 
-import importlib
-import pkgutil
 import sys
 import threading
 import time
 from pathlib import Path
 
-import torch
-
-from . import hidden
-from .budgets import BUDGETS, measure
-from .hidden import HiddenTest, StudentError
-from .hidden.train import fashion_mnist_test_set
 from .notebook import NotebookError, find_parts, read_notebook
-from .results import (GradeReport, TestResult, write_feedback, write_gradescope, write_junit,
-                      written_answer)
-from .sandbox import ChildCrashed, ChildTimeout, LimitTooLow, Limits, SubmissionProcess
+from .results import GradeReport, write_feedback, write_gradescope, write_junit, written_answer
+from .sandbox import LimitTooLow, Limits, SubmissionProcess
 from .submission import submission_code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,18 +50,8 @@ def add_arguments(parser):
                         help="do not use bubblewrap even where it works (for debugging)")
 
 
-def hidden_tests_by_part():
-    """{part id: [HiddenTest, ...]} from every module of grader/hidden."""
-    tests = {}
-    for module_info in pkgutil.iter_modules(hidden.__path__):
-        module = importlib.import_module(f"{hidden.__name__}.{module_info.name}")
-        for test in getattr(module, "TESTS", []):
-            tests.setdefault(test.part, []).append(test)
-    return tests
-
-
 def fashion_mnist_raw_dir():
-    from solutions.data import find_fashion_mnist, raw_dir
+    from solutions.data_files import find_fashion_mnist, raw_dir
     return raw_dir(find_fashion_mnist(download=False))
 
 
@@ -124,63 +108,6 @@ class RestartingSubmission:
             self.process.close()
 
 
-def run_one(test, student, reference, stubbed):
-    """(outcome, message, details) of one hidden test or budget."""
-    try:
-        if isinstance(test, HiddenTest):
-            verdict = test.run(student)
-        else:
-            verdict = measure(test, student, reference)
-    except StudentError as err:
-        if err.ename == "NotImplementedError":
-            if stubbed:
-                return "not_attempted", "not attempted: the stub still raises NotImplementedError", {}
-            return "error", "it uses a function that is still a stub (NotImplementedError)", {}
-        return "error", f"your code raised {err.ename}: {err.message}"[:500], {"ename": err.ename}
-    except ChildTimeout as err:
-        return "timeout", f"no answer in time ({err}); the process was restarted", {}
-    except ChildCrashed as err:
-        return "crashed", f"{err}; the process was restarted", {}
-    except Exception as err:  # a result the test could not digest (or a grader bug): never a pass
-        return "failed", f"the result could not be checked ({type(err).__name__}: {err})"[:500], \
-            {"grader_exception": type(err).__name__}
-    if verdict.passed:
-        return "passed", verdict.message, verdict.details
-    if verdict.details.get("over_budget"):
-        return "over_budget", verdict.message, verdict.details
-    return "failed", verdict.message, verdict.details
-
-
-def grade_part(part, tests, budgets, student, reference, stubbed):
-    """[TestResult] of one auto-graded part."""
-    weights = [t.weight for t in tests + budgets]
-    share = part.points / sum(weights) if weights else 0.0
-    results, values_ok, stopped = [], True, None
-    for test in tests + budgets:
-        name = f"{part.id}: {test.name}"
-        max_score = share * test.weight
-        if stubbed:  # nothing to run: the release's stub is still there
-            outcome, message, details = "not_attempted", "not attempted: the stub still " \
-                "raises NotImplementedError", {}
-        elif stopped:
-            outcome, message, details = stopped, "not run: an earlier test of this part " \
-                f"ended with {stopped}", {}
-        elif not isinstance(test, HiddenTest) and not values_ok:
-            outcome, message, details = "failed", "not timed: the value tests of this part " \
-                "fail, fix them first", {}
-        else:
-            outcome, message, details = run_one(test, student, reference, stubbed)
-        if isinstance(test, HiddenTest) and outcome != "passed":
-            values_ok = False
-        if outcome in ("timeout", "crashed"):
-            stopped = outcome
-        results.append(TestResult(name=name, part=part.id,
-                                  score=max_score if outcome == "passed" else 0.0,
-                                  max_score=max_score, outcome=outcome, message=message,
-                                  details=details))
-    return results
-
-
 def process_options(use_namespaces=True, limits=None, temp_root=None):
     """How submission (and reference) processes are started."""
     return {"use_namespaces": use_namespaces, "limits": limits or Limits(call_seconds=10),
@@ -197,13 +124,19 @@ def reference_submission(source_path=DEFAULT_SOURCE, use_namespaces=True, temp_r
 
 
 def start_reference(cells, options):
-    """The reference's process, loading its cells in a thread while the submission's
-    starts. It is launched from this (the main) thread, which outlives it."""
+    """The reference's process, loading its cells in a thread while grading goes on.
+    It is launched from this (the main) thread, which outlives it."""
     reference = RestartingSubmission(cells, **options)
     reference.launch()
     thread = threading.Thread(target=reference.process.load, daemon=True)
     thread.start()
     return reference, thread
+
+
+def forget_if_killed(submission):
+    """After a timeout or a crash killed its process, the next part gets a fresh one."""
+    if submission.process is not None and submission.process.process is None:
+        submission.process = None
 
 
 def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits=None,
@@ -214,9 +147,6 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
     grades many submissions against one); without it one is started and closed here.
     """
     start = time.perf_counter()
-    # The grader's own oracles work on small tensors: one thread is as fast, and does
-    # not slow down when the submission's process keeps the other core busy.
-    torch.set_num_threads(1)
     source = read_notebook(source_path)
     report = GradeReport(submission=str(path), tests=[], execution_time=0.0, warnings=[])
     try:
@@ -226,36 +156,47 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         return report
     report.warnings += code.warnings
     options = process_options(use_namespaces, limits, temp_root)
-    tests = hidden_tests_by_part()
-    own_reference = reference is None
-    reference_thread = None
-    if own_reference:
-        reference, reference_thread = start_reference(submission_code(source, source).cells,
-                                                      options)
     student = RestartingSubmission(code.cells, **options)
-    student.launch()  # both processes start at once, on both cores
-    # The grader's own copy of the test set (for the training check) loads meanwhile.
-    prefetch = threading.Thread(target=fashion_mnist_test_set, daemon=True)
-    prefetch.start()
+    student.launch()
+    own_reference, reference_thread = reference is None, None
     try:
-        prefetch.join()
-        for part in find_parts(source):
-            if part.written:
-                report.tests.append(written_answer(part.id, part.points))
-                continue
-            part_budgets = [b for b in BUDGETS if b.part == part.id]
-            if part_budgets and reference_thread is not None:
-                reference_thread.join()
-            report.tests += grade_part(part, tests.get(part.id, []), part_budgets, student,
-                                       reference,
-                                       stubbed=part.id in code.stub_parts)
-            if student.process is not None and student.process.process is None:
-                student.process = None  # killed by a timeout or crash: fresh for the next part
+        # Only now: the submission's process imports torch (2 s) while the grader does.
+        import torch
+
+        from .judge import budgets_of, grade_budgets, grade_values, hidden_tests_by_part
+
+        # The grader's own oracles work on small tensors: one thread is as fast, and
+        # does not slow down when the submission's process keeps the other core busy.
+        torch.set_num_threads(1)
+        tests = hidden_tests_by_part()
+        if own_reference:
+            # Needed only for the budgets, which are judged after every part's values:
+            # it loads meanwhile, on the core that the grader and the submission,
+            # taking turns, leave idle.
+            reference, reference_thread = start_reference(
+                submission_code(source, source).cells, options)
+        parts = find_parts(source)
+        auto = [part for part in parts if not part.written]
+        values, budgets = {}, {}
+        for part in auto:
+            values[part.id] = grade_values(part, tests.get(part.id, []), budgets_of(part.id),
+                                           student, stubbed=part.id in code.stub_parts)
+            forget_if_killed(student)
+        if reference_thread is not None:
+            reference_thread.join()
+        for part in auto:
+            budgets[part.id] = grade_budgets(part, tests.get(part.id, []), budgets_of(part.id),
+                                             values[part.id], student, reference,
+                                             stubbed=part.id in code.stub_parts)
+            forget_if_killed(student)
+        for part in parts:
+            report.tests += [written_answer(part.id, part.points)] if part.written \
+                else values[part.id] + budgets[part.id]
         if student.process is not None:
             report.warnings += student.process.isolation.warnings
     finally:
         student.close()
-        if own_reference:
+        if reference_thread is not None:
             reference_thread.join()
             reference.close()
     report.execution_time = time.perf_counter() - start

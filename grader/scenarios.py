@@ -230,7 +230,7 @@ def inputs_after_call(namespace, name, inputs):
     return list(inputs)
 
 
-def _read_idx(path):
+def read_idx(path):
     """An idx file (magic: two zero bytes, type code, number of dims; then the dims as
     big-endian uint32; then the data) of unsigned bytes -> uint8 tensor of those dims."""
     data = Path(path).read_bytes()
@@ -245,7 +245,7 @@ def train_fashion_mnist(namespace, data_dir, epochs, lr, batch_size, seed):
     minibatches shuffled anew each epoch (seeded), test batches in order.
     Returns {'history': what train_ch3 returned, 'W': W, 'b': b afterwards}."""
     train_images, train_labels, test_images, test_labels = (
-        _read_idx(Path(data_dir) / name) for name in FASHION_MNIST_FILES)
+        read_idx(Path(data_dir) / name) for name in FASHION_MNIST_FILES)
     generator = torch.Generator().manual_seed(seed)
     train_iter = _Batches(train_images.unsqueeze(1).float() / 255, train_labels.long(),
                           batch_size, generator)

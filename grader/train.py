@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from solutions.data import DataNotFoundError
+from solutions.data_files import DataNotFoundError
 from solutions.device import DEVICE_CHOICES, DeviceUnavailableError
 from solutions.training import TrainConfig, train_reference
 

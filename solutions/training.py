@@ -26,7 +26,7 @@ class TrainConfig:
     seed: int = 0
     """Seeds the weight initialisation and the shuffling."""
     data_dir: str | None = None
-    """Where to look for Fashion-MNIST first (see data.find_fashion_mnist)."""
+    """Where to look for Fashion-MNIST first (see data_files.find_fashion_mnist)."""
     download: bool = True
     """Whether torchvision may download the data when no local copy is found."""
     threads: int = 1

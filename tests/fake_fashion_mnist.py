@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from solutions.data import RAW_FILES
+from solutions.data_files import RAW_FILES
 
 
 def idx_bytes(tensor):

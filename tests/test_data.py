@@ -3,9 +3,9 @@ import torch
 import torchvision
 from torchvision import transforms
 
-from solutions import data
-from solutions.data import (DataNotFoundError, TensorBatches, find_fashion_mnist,
-                            load_fashion_mnist_tensors)
+from solutions import data_files
+from solutions.data import TensorBatches, load_fashion_mnist_tensors
+from solutions.data_files import DataNotFoundError, find_fashion_mnist
 
 from fake_fashion_mnist import fake_files, write_debian_layout, write_torchvision_layout
 
@@ -14,8 +14,8 @@ from fake_fashion_mnist import fake_files, write_debian_layout, write_torchvisio
 def places(tmp_path, monkeypatch):
     """Every place the data is looked for, under tmp_path and empty."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv(data.ENV_VAR, raising=False)
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.delenv(data_files.ENV_VAR, raising=False)
+    monkeypatch.setattr(data_files, "DEBIAN_DIR", tmp_path / "debian")
     return tmp_path
 
 
@@ -28,7 +28,7 @@ def test_explicit_dir_comes_first(places):
 def test_environment_variable_is_used_without_explicit_dir(places, monkeypatch):
     from_env = write_torchvision_layout(places / "env")
     write_torchvision_layout(places / "cache" / "softgrade")
-    monkeypatch.setenv(data.ENV_VAR, str(from_env))
+    monkeypatch.setenv(data_files.ENV_VAR, str(from_env))
     assert find_fashion_mnist(download=False) == from_env
 
 
@@ -53,8 +53,8 @@ def test_debian_files_are_unpacked_into_an_empty_explicit_dir(places):
     write_debian_layout(places / "debian")
     explicit = places / "explicit"
     assert find_fashion_mnist(explicit, download=False) == explicit
-    assert data.has_raw_files(explicit)
-    assert not data.has_raw_files(places / "cache" / "softgrade")
+    assert data_files.has_raw_files(explicit)
+    assert not data_files.has_raw_files(places / "cache" / "softgrade")
 
 
 def test_not_found_names_every_place_and_the_install_command(places):
@@ -132,3 +132,22 @@ def test_real_data_matches_the_book_pipeline():
         image, label = book[i]
         assert torch.equal(images[i], image) and labels[i].item() == label
     assert torch.bincount(labels).tolist() == [1000] * 10  # the test split is balanced
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_the_graders_idx_reader_matches_torchvision(train):
+    """The grader (and its harness in the sandbox) reads the idx files without torchvision;
+    torchvision's dataset is the oracle."""
+    from grader.hidden.train import fashion_mnist_test_set
+    from grader.scenarios import FASHION_MNIST_FILES, read_idx
+
+    root = find_fashion_mnist(download=False)
+    oracle = torchvision.datasets.FashionMNIST(root=root, train=train, download=False)
+    images_file, labels_file = FASHION_MNIST_FILES[:2] if train else FASHION_MNIST_FILES[2:]
+    raw = root / "FashionMNIST" / "raw"
+    assert torch.equal(read_idx(raw / images_file), oracle.data)
+    assert torch.equal(read_idx(raw / labels_file), oracle.targets.to(torch.uint8))
+    if not train:
+        X, y = fashion_mnist_test_set()
+        assert torch.equal(X, oracle.data.reshape(10000, 784).float() / 255)
+        assert torch.equal(y, oracle.targets)

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from solutions import device as device_module
 from solutions import softmax_regression as sr
 from solutions.data import TensorBatches
 from solutions.device import DeviceUnavailableError, resolve_device
@@ -168,12 +167,6 @@ def test_unknown_or_unsupported_names(cuda_present, name):
     with pytest.raises(DeviceUnavailableError) as info:
         resolve_device(name)
     assert "cpu" in str(info.value) and "cuda" in str(info.value)  # says what to use
-
-
-def test_error_is_exported_from_the_package():
-    import solutions
-    assert solutions.DeviceUnavailableError is device_module.DeviceUnavailableError
-    assert issubclass(DeviceUnavailableError, RuntimeError)
 
 
 # Real CUDA: results on the GPU match the CPU float64 oracle

@@ -20,7 +20,7 @@ import solutions
 from grader.hidden import (StudentError, accumulator, evaluate_accuracy, gradients, predict, sgd,
                            train, train_epoch)
 from grader.protocol import decode_value, encode_value
-from solutions.data import find_fashion_mnist, raw_dir
+from solutions.data_files import find_fashion_mnist, raw_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = ROOT / "release" / "softmax_regression" / "softmax_regression.ipynb"

@@ -108,9 +108,9 @@ def test_bad_arguments_are_named(tmp_path, args, complaint):
 
 def test_missing_data_lists_the_places_looked_in(tmp_path, monkeypatch, capsys):
     from grader import cli
-    from solutions import data
+    from solutions import data_files
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(data_files, "DEBIAN_DIR", tmp_path / "no-debian")
     code = cli.main(["train", "--no-download", "--data-dir", str(tmp_path / "empty"),
                      "--plot", ""])
     err = capsys.readouterr().err
