@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import multiprocessing.util
 import os
+import shutil
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -68,6 +69,20 @@ def cache_dir_for(out):
     return Path(f"{out}.cache")
 
 
+TEMP_PREFIX = "softgrade-batch-"
+
+
+def remove_leftovers_of_killed_runs(cache):
+    """A batch killed part-way leaves half-written reports (never under a report's
+    name) in its cache and its sandboxes' folder in the temporary directory."""
+    for partial in cache.glob(".tmp-*"):
+        partial.unlink(missing_ok=True)
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        owner = folder.name.removeprefix(TEMP_PREFIX).split("-")[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_atomically(path, text):
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "w") as file:
@@ -105,6 +120,7 @@ def run(args):
     parts = [p for p in find_parts(read_notebook(args.source)) if not p.written]
     cache = cache_dir_for(args.out)
     cache.mkdir(parents=True, exist_ok=True)
+    remove_leftovers_of_killed_runs(cache)
     fingerprint = grading_fingerprint(args.source)
     keys = {path: content_key(path, fingerprint) for path in submissions}
     todo = [path for path in submissions if not (cache / f"{keys[path]}.json").exists()]
@@ -114,7 +130,7 @@ def run(args):
     context = multiprocessing.get_context("spawn")
     # Every sandbox of this batch lives under one folder, removed at the end even if a
     # worker died without cleaning up after itself.
-    with tempfile.TemporaryDirectory(prefix="softgrade-batch-") as temp_root, \
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as temp_root, \
             ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=context) as pool, \
             tqdm(total=len(submissions), initial=cached, desc="grading", unit="notebook",
                  file=sys.stderr, disable=None) as progress:

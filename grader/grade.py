@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .notebook import NotebookError, find_parts, read_notebook
 from .results import GradeReport, write_feedback, write_gradescope, write_junit, written_answer
-from .sandbox import LimitTooLow, Limits, SubmissionProcess
+from .sandbox import ChildCrashed, ChildTimeout, LimitTooLow, Limits, SubmissionProcess
 from .submission import submission_code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +63,7 @@ class RestartingSubmission:
         self.cells = cells
         self.process_options = process_options
         self.process = None
+        self.load_failure = None
 
     def launch(self):
         """Start a fresh process without waiting for it to run the cells."""
@@ -72,10 +73,16 @@ class RestartingSubmission:
         self.process.launch()
 
     def running(self):
+        if self.load_failure is not None:
+            raise self.load_failure  # the same cells would fail the same way: pay once
         if self.process is None or self.process.process is None:
             self.launch()
         if not self.process.loaded:
-            self.process.load()
+            try:
+                self.process.load()
+            except (ChildTimeout, ChildCrashed) as failure:
+                self.load_failure = failure
+                raise
         return self.process
 
     @property
@@ -110,7 +117,9 @@ class RestartingSubmission:
 
 def process_options(use_namespaces=True, limits=None, temp_root=None):
     """How submission (and reference) processes are started."""
-    return {"use_namespaces": use_namespaces, "limits": limits or Limits(call_seconds=10),
+    # 30 s for the cells: a correct notebook's take a few seconds, even with every core busy.
+    limits = limits or Limits(call_seconds=10, load_seconds=30)
+    return {"use_namespaces": use_namespaces, "limits": limits,
             "data_dir": fashion_mnist_raw_dir(), "temp_root": temp_root}
 
 

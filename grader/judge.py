@@ -3,7 +3,9 @@ budgets (budgets.py) run against a submission's process, and every result is
 decided here, in the grader's process.
 
 Outcomes: passed, failed, error (the student's code raised), timeout, crashed,
-over_budget, not_attempted (the release's stub). A part's budgets are timed only
+over_budget, not_attempted (the release's stub). A passed property that a function
+doing nothing useful also has (HiddenTest.counts_alone False) scores only when a
+test of its part that counts alone passes: `return X` earns nothing. A part's budgets are timed only
 once its value tests pass; after a timeout or a crash the part's remaining tests
 are not run (the process is restarted for the next part).
 """
@@ -42,9 +44,9 @@ def run_one(test, student, reference, stubbed):
             return "error", "it uses a function that is still a stub (NotImplementedError)", {}
         return "error", f"your code raised {err.ename}: {err.message}"[:500], {"ename": err.ename}
     except ChildTimeout as err:
-        return "timeout", f"no answer in time ({err}); the process was restarted", {}
+        return "timeout", f"timeout: {err}", {}
     except ChildCrashed as err:
-        return "crashed", f"{err}; the process was restarted", {}
+        return "crashed", f"crashed: {err}", {}
     except Exception as err:  # a result the test could not digest (or a grader bug): never a pass
         return "failed", f"the result could not be checked ({type(err).__name__}: {err})"[:500], \
             {"grader_exception": type(err).__name__}
@@ -71,6 +73,11 @@ def grade_values(part, tests, budgets, student, stubbed):
         if outcome in ("timeout", "crashed"):
             stopped = outcome
         results.append(_result(part, test, share, outcome, message, details))
+    if not any(r.outcome == "passed" for r, t in zip(results, tests) if t.counts_alone):
+        for result, test in zip(results, tests):
+            if result.outcome == "passed" and not test.counts_alone:
+                result.score = 0.0
+                result.message += " (no points: this scores only with a right value)"
     return results
 
 

@@ -49,18 +49,51 @@ def read_notebook(path):
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise NotebookError(f"{path}: not a notebook (not UTF-8 text)") from None
+    if not text.strip():
+        raise NotebookError(f"{path}: the file is empty")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:
         raise NotebookError(f"{path}: not a notebook (invalid JSON: {err})") from None
     if not isinstance(raw, dict) or "nbformat" not in raw:
         raise NotebookError(f"{path}: not a notebook (no 'nbformat' field)")
+    if raw["nbformat"] != 4:
+        raise NotebookError(f"{path}: an nbformat {raw['nbformat']} notebook; open it in "
+                            "Jupyter and save it again (nbformat 4)")
     try:
         notebook = nbformat.reads(text, as_version=4)
         nbformat.validate(notebook)
     except Exception as err:  # nbformat raises several unrelated types for bad input
         reason = " ".join(str(err).split())[:300]
         raise NotebookError(f"{path}: not a valid notebook ({reason})") from None
+    return notebook
+
+
+MAX_SUBMISSION_MB = 20
+
+
+def read_submission(path):
+    """read_notebook, and what a submitted notebook must also be to be graded: at most
+    MAX_SUBMISSION_MB, a Python notebook, with code cells, each grade_id in one cell.
+    NotebookError with a one-line reason and its fix otherwise."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size > MAX_SUBMISSION_MB << 20:
+        raise NotebookError(f"{path}: {path.stat().st_size / (1 << 20):.0f} MB, more than the "
+                            f"{MAX_SUBMISSION_MB} MB a submission may have: clear the outputs "
+                            "(Kernel > Restart & Clear Output), save, and submit again")
+    notebook = read_notebook(path)
+    language = (notebook.metadata.get("kernelspec", {}).get("language")
+                or notebook.metadata.get("language_info", {}).get("name") or "python")
+    if language.lower() != "python":
+        raise NotebookError(f"{path}: the notebook's kernel runs {language}; this assignment "
+                            "is in Python")
+    if not any(cell.cell_type == "code" for cell in notebook.cells):
+        raise NotebookError(f"{path}: no code cells, nothing to grade")
+    grade_ids = [nbgrader_metadata(cell).get("grade_id") for cell in notebook.cells]
+    repeated = sorted({gid for gid in grade_ids if gid and grade_ids.count(gid) > 1})
+    if repeated:
+        raise NotebookError(f"{path}: the cell {repeated[0]!r} appears more than once (a copied "
+                            "cell?): keep your code in one of them and delete the copies")
     return notebook
 
 

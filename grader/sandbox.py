@@ -11,13 +11,17 @@ Layers, outermost first:
      reduced to the limits below;
   3. resource limits in the child (address space, CPU time, file size, no core
      dumps), a fixed thread count, a minimal environment;
-  4. a wall clock per request and a kill of the whole process group.
+  4. a pids cgroup where the grader may create one (root, cgroup v1 or v2): at most
+     PIDS_MAX processes, so a fork bomb fails inside the sandbox, and every process
+     the child started is killed with it, even one that left its process group;
+  5. a wall clock per request and a kill of the whole process group.
 The verdict never depends on the child's word: it only returns plain data (see
 protocol.py), which the grader's hidden tests judge in the grader's process.
 """
 
 import fcntl
 import functools
+import itertools
 import os
 import resource
 import select
@@ -33,7 +37,8 @@ from pathlib import Path
 NOBODY = 65534
 HERE = Path(__file__).resolve().parent
 CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py")
-INSIDE_DIR = "/submission"  # the working directory, as the child sees it inside bubblewrap
+INSIDE_DIR = "/submission"  # the harness's files, as the child sees them inside bubblewrap
+TMP_BYTES = 256 << 20  # the child's private /tmp (its working directory and HOME)
 DATA_INSIDE = "/data"  # the data directory, likewise
 # What `import torch` says when the address-space limit stops it from mapping its libraries.
 IMPORT_OUT_OF_MEMORY = ("failed to map segment", "std::bad_alloc", "cannot allocate memory")
@@ -63,6 +68,8 @@ class Limits:
     """CPU time over the child's whole life (RLIMIT_CPU)."""
     file_mb: int = 64
     """Largest file the child may write (RLIMIT_FSIZE), its captured output included."""
+    processes: int = 64
+    """Processes and threads the child and its descendants may hold at once (pids cgroup)."""
     load_seconds: float = 120.0
     """Wall clock for starting the child and running the submission's cells."""
     call_seconds: float = 60.0
@@ -77,6 +84,8 @@ class Isolation:
     """bubblewrap: no network, private pids and files, grader files unreachable."""
     unprivileged: bool
     """The child runs as a uid other than root."""
+    process_limit: bool = False
+    """A pids cgroup bounds the child's processes and lets the grader kill all of them."""
     warnings: list[str] = field(default_factory=list)
     """What is missing, for the grader's report."""
 
@@ -106,17 +115,96 @@ def nobody_can_run_python():
 
 
 def choose_isolation(use_namespaces=True):
+    process_limit = pids_cgroup_root() is not None
+    warnings = [] if process_limit else [
+        "no pids cgroup here: the number of processes a submission starts is not bounded"]
     if use_namespaces and bubblewrap_works():
-        return Isolation(namespaces=True, unprivileged=True)
-    warnings = ["bubblewrap namespaces are not available here: the submission can reach the "
-                "network and see other processes"]
-    if os.geteuid() != 0:
-        return Isolation(namespaces=False, unprivileged=True, warnings=warnings)
-    if nobody_can_run_python():
-        return Isolation(namespaces=False, unprivileged=True, warnings=warnings)
+        return Isolation(True, True, process_limit, warnings)
+    warnings.append("bubblewrap namespaces are not available here: the submission can reach "
+                    "the network and see other processes")
+    if os.geteuid() != 0 or nobody_can_run_python():
+        return Isolation(False, True, process_limit, warnings)
     warnings.append("the submission runs as root (uid nobody cannot run this Python): it can "
                     "read any file of this machine, the reference solution included")
-    return Isolation(namespaces=False, unprivileged=False, warnings=warnings)
+    return Isolation(False, False, process_limit, warnings)
+
+
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))  # v1, then v2
+
+
+@functools.cache
+def pids_cgroup_root():
+    """A cgroup directory under which the grader may create pids cgroups, or None.
+    Cgroups left behind by graders that were killed are removed on the way."""
+    for root in CGROUP_ROOTS:
+        if not (root / "cgroup.procs").is_file():
+            continue
+        probe = root / f"softgrade-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+            try:
+                if (probe / "pids.max").is_file():
+                    remove_orphaned_cgroups(root)
+                    return root
+            finally:
+                probe.rmdir()
+        except OSError:
+            continue
+    return None
+
+
+def remove_orphaned_cgroups(root):
+    """Kill and remove the cgroups of grader processes that no longer exist."""
+    for path in root.glob("softgrade-*-*"):
+        owner = path.name.split("-")[1]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            try:
+                PidsCgroup.at(path).kill_all()
+            except OSError:
+                pass  # another grader is removing it too
+
+
+class PidsCgroup:
+    """A pids cgroup for one child: it joins it between fork and exec, and so does every
+    process it starts (setsid or double fork included)."""
+
+    def __init__(self, limit):
+        self.path = pids_cgroup_root() / f"softgrade-{os.getpid()}-{next(_CGROUP_IDS)}"
+        self.path.mkdir()
+        (self.path / "pids.max").write_text(str(limit))
+
+    @classmethod
+    def at(cls, path):
+        """The existing cgroup at `path`."""
+        cgroup = cls.__new__(cls)
+        cgroup.path = path
+        return cgroup
+
+    def join(self):
+        """Put the calling process in the cgroup (runs in the child before exec)."""
+        with open(self.path / "cgroup.procs", "w") as procs:
+            procs.write("0")
+
+    def kill_all(self):
+        """SIGKILL every process in the cgroup, then remove it."""
+        for _ in range(100):  # a process may fork while we kill: look again until empty
+            pids = [int(pid) for pid in (self.path / "cgroup.procs").read_text().split()]
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+        try:
+            self.path.rmdir()
+        except OSError:  # still a zombie being reaped: the kernel frees it with the last task
+            time.sleep(0.1)
+            self.path.rmdir()
+
+
+_CGROUP_IDS = itertools.count()
 
 
 def child_environment(home):
@@ -135,22 +223,26 @@ def bubblewrap_command(workdir, python_args, readonly_binds=()):
                 sys.base_prefix, sys.prefix}
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--clearenv",
-            # the empty /tmp first: binds made after it may live under /tmp (a clone in /tmp)
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+            # The empty /tmp first: binds made after it may live under /tmp (a clone in
+            # /tmp). It is the child's only writable place, in memory and bounded: a
+            # disk bomb fills TMP_BYTES, never the grader's disk.
+            "--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     for path in sorted(readonly):
         argv += ["--ro-bind-try", path, path]
     for outside, inside in readonly_binds:
         argv += ["--ro-bind", str(outside), str(inside)]
-    argv += ["--bind", str(workdir), INSIDE_DIR, "--chdir", INSIDE_DIR]
+    argv += ["--ro-bind", str(workdir), INSIDE_DIR, "--chdir", "/tmp"]
     for device in sorted(Path("/dev").glob("nvidia*")):  # the GPU, where there is one
         argv += ["--dev-bind", str(device), str(device)]
-    for key, value in child_environment(INSIDE_DIR).items():
+    for key, value in child_environment("/tmp").items():
         argv += ["--setenv", key, value]
     return argv + ["--", *python_args]
 
 
-def _limit_child(limits, drop_to_nobody):
+def _limit_child(limits, drop_to_nobody, cgroup):
     """Runs in the child between fork and exec."""
+    if cgroup is not None:
+        cgroup.join()
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
@@ -173,6 +265,7 @@ class SubmissionProcess:
         self.device = device
         self.isolation = choose_isolation(use_namespaces)
         self.process = None
+        self.cgroup = None
         self.workdir = None
         self.cell_errors = []
         self.loaded = False
@@ -214,12 +307,13 @@ class SubmissionProcess:
         argv = bubblewrap_command(self.workdir, python_args, binds) if self.isolation.namespaces \
             else python_args
         self.output_path = self.workdir / "output.txt"
+        self.cgroup = PidsCgroup(self.limits.processes) if self.isolation.process_limit else None
         with open(self.output_path, "wb") as output:
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 pass_fds=(request_read, reply_write), cwd=self.workdir, start_new_session=True,
                 env=child_environment(str(self.workdir)),
-                preexec_fn=functools.partial(_limit_child, self.limits, drop))
+                preexec_fn=functools.partial(_limit_child, self.limits, drop, self.cgroup))
         os.close(request_read)
         os.close(reply_write)
         self.requests = os.fdopen(request_write, "wb", buffering=0)
@@ -229,11 +323,14 @@ class SubmissionProcess:
         """Run the submission's cells in the launched child (may run in another thread)."""
         try:
             self.cell_errors = self._request("load", self.cells, timeout=self.limits.load_seconds)
+        except ChildTimeout:
+            raise ChildTimeout(f"the notebook's cells did not finish running within "
+                               f"{self.limits.load_seconds:g} s") from None
         except ChildCrashed as crash:
             if any(sign in str(crash) for sign in IMPORT_OUT_OF_MEMORY):
                 raise LimitTooLow(f"the memory limit of {self.limits.memory_mb} MiB is too low "
                                   f"to import torch here ({crash})") from None
-            raise
+            raise ChildCrashed(f"while running the notebook's cells, {crash}") from None
         self.loaded = True
         return self.cell_errors
 
@@ -248,6 +345,9 @@ class SubmissionProcess:
             self.requests.close()
             os.close(self.replies)
             self.process = None
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+            self.cgroup = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None

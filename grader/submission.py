@@ -11,7 +11,7 @@ top-level imports, functions and classes of every code cell, with a warning.
 import ast
 from dataclasses import dataclass, field
 
-from .notebook import SOLUTION_SUFFIX, is_demo, is_stub, nbgrader_metadata, read_notebook
+from .notebook import SOLUTION_SUFFIX, is_demo, is_stub, nbgrader_metadata, read_submission
 
 
 @dataclass
@@ -80,7 +80,7 @@ def cell_roles(source_notebook):
 def submission_code(submission, source_notebook):
     """SubmissionCode for a submission (a notebook or a path) against the source notebook."""
     if not hasattr(submission, "cells"):
-        submission = read_notebook(submission)
+        submission = read_submission(submission)
     roles = cell_roles(source_notebook)
     given_ids = [gid for gid, (role, _) in roles.items() if role == "given"]
     solution_ids = {gid for gid, (role, _) in roles.items() if role == "solution"}
@@ -88,8 +88,7 @@ def submission_code(submission, source_notebook):
     ids_in_order = [nbgrader_metadata(c).get("grade_id") for c in submission.cells
                     if nbgrader_metadata(c).get("grade_id") in roles]
     source_order = [gid for gid in roles if gid in seen]
-    intact = (set(given_ids) | solution_ids) <= seen and ids_in_order == source_order \
-        and len(ids_in_order) == len(set(ids_in_order))
+    intact = (set(given_ids) | solution_ids) <= seen and ids_in_order == source_order
     if not intact:
         return restructured_code(submission, roles, given_ids)
 

@@ -69,3 +69,7 @@ class HiddenTest:
     """Share of the part's points, relative to the part's other tests."""
     run: Callable[[Student], Verdict]
     """The test itself; it may raise StudentError, which counts as an error outcome."""
+    counts_alone: bool = True
+    """False for a property that a function doing nothing useful also has (it leaves its
+    input unchanged, it handles an empty batch): such a test scores only when a test of
+    its part that counts alone passes too."""

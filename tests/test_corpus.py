@@ -1,0 +1,137 @@
+"""The corpus (tests/corpus.py) graded in one `grade-batch` run: every entry gets exactly
+its expected outcome per part, no attack raises a score, malformed files get one clear
+line, and the run leaves no process, no cgroup and no temporary file behind."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+import corpus
+from grader.batch import content_key, grading_fingerprint
+from grader.notebook import find_parts, read_notebook
+from grader.sandbox import CGROUP_ROOTS
+
+PARTS = find_parts(read_notebook(corpus.SOURCE))
+AUTO = [part.id for part in PARTS if not part.written]
+BY_NAME = {entry.name: entry for entry in corpus.ENTRIES}
+GRADED = [e for e in corpus.ENTRIES if e.kind != "malformed"]
+
+
+def softgrade(*args, env=None, timeout=1800):
+    return subprocess.run([sys.executable, "-m", "grader.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=corpus.ROOT)
+
+
+def leftovers(marker):
+    """Processes whose command line mentions `marker`, and softgrade's pids cgroups."""
+    processes = [p.pid for p in psutil.process_iter(["cmdline"])
+                 if any(marker in part for part in p.info["cmdline"] or [])]
+    cgroups = [path for root in CGROUP_ROOTS for path in root.glob("softgrade-*")]
+    return processes, cgroups
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """The whole corpus graded by one `softgrade grade-batch --workers 2` run, with a
+    TMPDIR of its own to show that nothing is left in it."""
+    folder = tmp_path_factory.mktemp("corpus")
+    paths = corpus.write(folder / "submissions")
+    temp = folder / "tmp"
+    temp.mkdir()
+    out = folder / "grades.csv"
+    proc = softgrade("grade-batch", str(folder / "submissions"), "--workers", "2",
+                     "--out", str(out), env={**os.environ, "TMPDIR": str(temp)})
+    fingerprint = grading_fingerprint(corpus.SOURCE)
+    reports = {name: json.loads((folder / "grades.csv.cache" /
+                                 f"{content_key(path, fingerprint)}.json").read_text())
+               for name, path in paths.items()}
+    with open(out, newline="") as file:
+        rows = list(csv.DictReader(file))
+    return {"proc": proc, "reports": reports, "rows": rows, "temp": temp, "folder": folder,
+            "paths": paths}
+
+
+def test_the_corpus_has_the_promised_counts():
+    kinds = [entry.kind for entry in corpus.ENTRIES]
+    assert kinds.count("mistake") >= 20 and kinds.count("hostile") >= 20
+    assert kinds.count("malformed") >= 10
+    assert len({entry.name for entry in corpus.ENTRIES}) == len(corpus.ENTRIES)
+
+
+def test_one_batch_run_gives_one_row_per_entry_and_leaves_nothing_behind(batch):
+    assert batch["proc"].returncode == 0, batch["proc"].stderr[-2000:]
+    assert sorted(Path(row["submission"]).stem for row in batch["rows"]) == \
+        sorted(entry.name for entry in corpus.ENTRIES)
+    errors = {Path(row["submission"]).stem for row in batch["rows"] if row["error"]}
+    assert errors == {entry.name for entry in corpus.ENTRIES if entry.kind == "malformed"}
+    assert list(batch["temp"].iterdir()) == []
+    assert leftovers("sandbox_child.py") == ([], [])
+    assert leftovers("313")[0] == []  # the detached `sleep 313` died with its sandbox
+
+
+@pytest.mark.parametrize("entry", GRADED, ids=lambda e: e.name)
+def test_each_part_ends_as_expected(batch, entry):
+    report = batch["reports"][entry.name]
+    assert "error" not in report, report.get("error")
+    untouched = "passed" if entry.on == "reference" else "not_attempted"
+    expected = {part.id: "manual" if part.written else entry.expected.get(part.id, untouched)
+                for part in PARTS}
+    assert report["outcomes"] == expected
+
+
+@pytest.mark.parametrize("entry", [e for e in GRADED if e.kind == "hostile"], ids=lambda e: e.name)
+def test_an_attack_never_raises_the_score(batch, entry):
+    assert batch["reports"][entry.name]["gradescope"]["score"] <= \
+        batch["reports"][entry.base]["gradescope"]["score"]
+
+
+def test_a_bug_costs_exactly_the_parts_it_breaks(batch):
+    for entry in corpus.MISTAKES:
+        scores = batch["reports"][entry.name]["parts"]
+        full = batch["reports"]["reference"]["parts"]
+        lost = {part for part in AUTO if scores[part] < full[part]}
+        assert lost == set(entry.expected), entry.name
+
+
+def test_the_sandbox_shows_only_a_minimal_environment(batch):
+    messages = [t["output"] for t in batch["reports"]["read_environment"]["gradescope"]["tests"]
+                if "ENVIRONMENT" in t.get("output", "")]
+    assert messages
+    names = set(messages[0].split("ENVIRONMENT ")[1].split())
+    assert names <= {"PATH", "HOME", "LANG", "MPLBACKEND", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                     "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "TMPDIR",
+                     "MALLOC_MMAP_THRESHOLD_", "PWD"}, names
+
+
+def test_nothing_the_submission_writes_reaches_the_graders_files(batch):
+    assert not (corpus.ROOT / "results.json").exists()
+    assert not (batch["folder"] / "results.json").exists()
+    assert not list(batch["folder"].rglob("fill*"))
+
+
+@pytest.mark.parametrize("entry", corpus.MALFORMED, ids=lambda e: e.name)
+def test_a_malformed_file_gets_one_clear_line_and_exit_2(batch, entry):
+    proc = softgrade("grade", str(batch["paths"][entry.name]), timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("softgrade grade: error: "), proc.stderr
+    assert entry.error in lines[0]
+    row = next(r for r in batch["rows"] if Path(r["submission"]).stem == entry.name)
+    assert entry.error in row["error"]
+
+
+def test_a_function_doing_nothing_useful_earns_nothing(batch):
+    """`return X` leaves its input unchanged and handles an empty batch, properties that
+    score only next to a right value."""
+    report = batch["reports"]["wrong_softmax"]
+    assert report["parts"]["softmax"] == 0
+    passed = [t for t in report["gradescope"]["tests"]
+              if t["tags"] == ["softmax"] and t["status"] == "passed"]
+    assert passed and all("no points" in t["output"] for t in passed)
