@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
 from .results import (GradeReport, write_classroom, write_feedback, write_gradescope, write_junit,
                       written_answer)
@@ -27,7 +28,7 @@ DEFAULT_SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regressi
 SCENARIO_SECONDS = 60.0  # scenarios may train for a few epochs
 
 # OSError covers DataNotFoundError (no Fashion-MNIST), a FileNotFoundError.
-USER_ERRORS = (NotebookError, LimitTooLow, OSError)
+USER_ERRORS = (NotebookError, GradebookError, LimitTooLow, OSError)
 
 DESCRIPTION = """\
 Grade one submitted notebook: its code runs in a sandboxed process, the hidden
@@ -37,7 +38,7 @@ Exit code: 0 when grading completed (and the score reached --min-score, if
 given), 1 when the score is below --min-score, 2 when the notebook could not be
 graded at all; the reason is one line on stderr. A notebook that could not be
 graded still gets the reports asked for (score 0, the reason in them), so CI and
-platforms always find a result."""
+platforms always find a result; the nbgrader gradebook is then left as it was."""
 
 
 def add_arguments(parser):
@@ -50,6 +51,13 @@ def add_arguments(parser):
     parser.add_argument("--classroom", metavar="PATH",
                         help="write GitHub Classroom's autograding result JSON here "
                              "(base64-encode it into the step's `result` output)")
+    parser.add_argument("--nbgrader-db", metavar="PATH",
+                        help="record the auto-graded scores in this nbgrader gradebook "
+                             "(sqlite, e.g. the course's gradebook.db); needs --student")
+    parser.add_argument("--student", metavar="ID", help="the student's id in the gradebook")
+    parser.add_argument("--assignment", metavar="NAME",
+                        help="the assignment's name in the gradebook (default: the name of "
+                             "the source notebook's folder)")
     parser.add_argument("--min-score", type=float, metavar="X",
                         help="exit 1 unless the score is at least X")
     parser.add_argument("--source", default=str(DEFAULT_SOURCE), metavar="NOTEBOOK",
@@ -249,11 +257,16 @@ def write_reports(report, args):
 
 
 def run(args):
+    # Checked first: a mistake in these options should not cost a grading.
+    gradebook = gradebook_target(args.nbgrader_db, args.student, args.assignment,
+                                 args.source) if args.nbgrader_db else None
     report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces)
     print_report(report)
     write_reports(report, args)
     if report.error:
         raise NotebookError(report.error)
+    if gradebook:
+        record_grades(report, gradebook, read_notebook(args.source))
     if args.min_score is not None and report.score < args.min_score:
         print(f"softgrade grade: score {report.score:g} is below --min-score {args.min_score:g}",
               file=sys.stderr)
