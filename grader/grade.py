@@ -10,13 +10,16 @@ This module imports no torch at the top: the two processes are launched before
 the grader pays for its own `import torch`, and import theirs meanwhile.
 """
 
+import math
 import sys
 import threading
 import time
 from pathlib import Path
 
+from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
-from .results import GradeReport, write_feedback, write_gradescope, write_junit, written_answer
+from .results import (GradeReport, write_classroom, write_feedback, write_gradescope, write_junit,
+                      written_answer)
 from .sandbox import ChildCrashed, ChildTimeout, LimitTooLow, Limits, SubmissionProcess
 from .submission import submission_code
 
@@ -24,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"
 SCENARIO_SECONDS = 60.0  # scenarios may train for a few epochs
 
-USER_ERRORS = (NotebookError, LimitTooLow, OSError)  # DataNotFoundError is a FileNotFoundError
+# OSError covers DataNotFoundError (no Fashion-MNIST), a FileNotFoundError.
+USER_ERRORS = (NotebookError, GradebookError, LimitTooLow, OSError)
 
 DESCRIPTION = """\
 Grade one submitted notebook: its code runs in a sandboxed process, the hidden
@@ -32,7 +36,9 @@ tests and performance budgets judge each part, and a score table is printed.
 
 Exit code: 0 when grading completed (and the score reached --min-score, if
 given), 1 when the score is below --min-score, 2 when the notebook could not be
-graded at all; the reason is one line on stderr."""
+graded at all; the reason is one line on stderr. A notebook that could not be
+graded still gets the reports asked for (score 0, the reason in them), so CI and
+platforms always find a result; the nbgrader gradebook is then left as it was."""
 
 
 def add_arguments(parser):
@@ -42,6 +48,16 @@ def add_arguments(parser):
     parser.add_argument("--junit", metavar="PATH", help="write JUnit XML here")
     parser.add_argument("--feedback", metavar="DIR",
                         help="write feedback.md and feedback.html into DIR")
+    parser.add_argument("--classroom", metavar="PATH",
+                        help="write GitHub Classroom's autograding result JSON here "
+                             "(base64-encode it into the step's `result` output)")
+    parser.add_argument("--nbgrader-db", metavar="PATH",
+                        help="record the auto-graded scores in this nbgrader gradebook "
+                             "(sqlite, e.g. the course's gradebook.db); needs --student")
+    parser.add_argument("--student", metavar="ID", help="the student's id in the gradebook")
+    parser.add_argument("--assignment", metavar="NAME",
+                        help="the assignment's name in the gradebook (default: the name of "
+                             "the source notebook's folder)")
     parser.add_argument("--min-score", type=float, metavar="X",
                         help="exit 1 unless the score is at least X")
     parser.add_argument("--source", default=str(DEFAULT_SOURCE), metavar="NOTEBOOK",
@@ -231,17 +247,35 @@ def print_report(report, file=sys.stdout):
         print(f"warning: {warning}", file=file)
 
 
-def run(args):
-    report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces)
-    if report.error:
-        raise NotebookError(report.error)
-    print_report(report)
+def auto_graded_points(source_path):
+    """The source notebook's auto-graded points: what an ungradable notebook misses."""
+    return math.fsum(part.points for part in find_parts(read_notebook(source_path))
+                     if not part.written)
+
+
+def write_reports(report, args):
+    """Write every report the command line asked for."""
     if args.results:
         write_gradescope(report, args.results)
+    if args.classroom:
+        write_classroom(report, args.classroom, auto_graded_points(args.source))
     if args.junit:
         write_junit(report, args.junit)
     if args.feedback:
         write_feedback(report, args.feedback)
+
+
+def run(args):
+    # Checked first: a mistake in these options should not cost a grading.
+    gradebook = gradebook_target(args.nbgrader_db, args.student, args.assignment,
+                                 args.source) if args.nbgrader_db else None
+    report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces)
+    print_report(report)
+    write_reports(report, args)
+    if report.error:
+        raise NotebookError(report.error)
+    if gradebook:
+        record_grades(report, gradebook, read_notebook(args.source))
     if args.min_score is not None and report.score < args.min_score:
         print(f"softgrade grade: score {report.score:g} is below --min-score {args.min_score:g}",
               file=sys.stderr)

@@ -25,8 +25,11 @@ locked with nbgrader checksums.
 ASSIGNMENT is a name under assignments/ (default: every assignment there), a
 directory, or a single .ipynb file. The result goes to OUT/<name>/."""
 
-PREPROCESSORS = (LockCells, ClearSolutions, ClearOutput, CheckCellMetadata, ComputeChecksums,
-                 ClearHiddenTests, ClearMarkScheme, ComputeChecksums, CheckCellMetadata)
+# nbgrader's generate_assignment runs SaveCells (which records the cells in its
+# gradebook) between these two halves; `softgrade grade --nbgrader-db` does the same.
+BEFORE_SAVE_CELLS = (LockCells, ClearSolutions, ClearOutput, CheckCellMetadata, ComputeChecksums)
+AFTER_SAVE_CELLS = (ClearHiddenTests, ClearMarkScheme, ComputeChecksums, CheckCellMetadata)
+PREPROCESSORS = BEFORE_SAVE_CELLS + AFTER_SAVE_CELLS
 
 
 def add_arguments(parser):

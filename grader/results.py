@@ -6,6 +6,8 @@ into:
 
 - `write_gradescope`: the Gradescope autograder `results.json` of DESIGN.md's
   results contract (`to_gradescope` builds the dict);
+- `write_classroom`: GitHub Classroom's autograding result, one test per part,
+  derived from `to_gradescope` (`to_classroom` builds the dict);
 - `write_junit`: JUnit XML for CI (one testsuite, one testcase per test);
 - `write_feedback`: `feedback.md` and a self-contained `feedback.html` for the
   student: scores by part, then what went wrong in each failed test with the
@@ -310,6 +312,61 @@ def to_gradescope(report):
 def write_gradescope(report, path):
     """Write `results.json` (Gradescope format) atomically; returns its Path."""
     text = json.dumps(to_gradescope(report), indent=2, allow_nan=False) + "\n"
+    return _atomic_write(path, text.encode("utf-8"))
+
+
+def to_classroom(report, max_score=None):
+    """GitHub Classroom's autograding result for the same report, as plain JSON data.
+
+    The format of GitHub Classroom's graders (classroom-resources/autograding-command-grader,
+    -io-grader, -python-grader), which a workflow step outputs base64-encoded and
+    autograding-grading-reporter reads: `version` 1, `status` ("pass", "fail", or "error"
+    when the notebook could not be graded), `max_score`, `message`, and `tests`, each
+    with `name`, `status`, `score`, `max_score` and `message`. The reporter sends
+    Classroom the sum of the tests' `score` out of `max_score`.
+
+    One test per part, summed from `to_gradescope`'s tests, so both platforms show the
+    same points. `max_score` stands in for the report's when the report has no tests
+    (an ungradable notebook), so that the course sees 0 of the assignment's points
+    rather than no grade at all.
+    """
+    gradescope = to_gradescope(report)
+    by_part = {}
+    for test in gradescope["tests"]:
+        by_part.setdefault(test["tags"][0], []).append(test)
+    tests = [_classroom_part(part, found) for part, found in by_part.items()]
+    points = gradescope["max_score"] if report.tests else float(max_score or 0)
+    if report.error:
+        tests.append({"name": "submission", "status": "error", "score": 0.0,
+                      "max_score": points, "message": report.error})
+        status = "error"
+    else:
+        status = "pass" if all(t["status"] == "pass" for t in tests) else "fail"
+    return {"version": 1, "status": status, "max_score": points,
+            "message": gradescope["output"], "tests": tests}
+
+
+def _classroom_part(part, tests):
+    """One Classroom test from a part's Gradescope tests: points summed, "pass" only
+    when every one passed, the message naming each failed test the student may see."""
+    failed = [t for t in tests if t["status"] != "passed"]
+    if failed:
+        shown = [f"{t['name']}: {t['output']}" for t in failed if t["visibility"] == "visible"]
+        unseen = len(failed) - len(shown)
+        message = "\n".join(shown + ([_unseen(unseen)] if unseen else []))
+    elif tests[0]["extra_data"]["outcome"] == "manual":
+        # A part is all written answer or all auto-graded (GradeReport.validate).
+        message = tests[0]["output"]
+    else:
+        message = f"every test passed ({len(tests)})"
+    return {"name": part, "status": "fail" if failed else "pass",
+            "score": math.fsum(t["score"] for t in tests),
+            "max_score": math.fsum(t["max_score"] for t in tests), "message": message}
+
+
+def write_classroom(report, path, max_score=None):
+    """Write GitHub Classroom's result JSON (`to_classroom`) atomically; returns its Path."""
+    text = json.dumps(to_classroom(report, max_score), indent=2, allow_nan=False) + "\n"
     return _atomic_write(path, text.encode("utf-8"))
 
 
