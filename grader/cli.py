@@ -15,6 +15,7 @@ COMMANDS = {
     "check": ("grader.check", "check a notebook against its public tests (students)"),
     "grade": ("grader.grade", "grade one submission: hidden tests, budgets, reports"),
     "grade-batch": ("grader.batch", "grade a folder of submissions in parallel into a CSV"),
+    "report": ("grader.report", "a class report (HTML and pictures) from grade-batch's CSV"),
     "train": ("grader.train", "train the reference softmax regression on Fashion-MNIST"),
 }
 
