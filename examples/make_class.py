@@ -32,7 +32,8 @@ REJECT_AT_THRESHOLD = ("ex4_decision_solution", "confidence < threshold",
                        "confidence <= threshold")
 LOOP_SOFTMAX = ("softmax_solution",
                 "    X_exp = torch.exp(X)\n"
-                "    partition = X_exp.sum(1, keepdim=True)  # [n, 1]: broadcast over the q columns below\n"
+                "    partition = X_exp.sum(1, keepdim=True)"
+                "  # [n, 1]: broadcast over the q columns below\n"
                 "    return X_exp / partition\n",
                 "    out = torch.empty_like(X)\n"
                 "    for i in range(X.shape[0]):\n"

@@ -342,7 +342,8 @@ th { background: #f3f3f3; }
 .error, .timeout, .crashed { color: #b00020; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; }
 figcaption { color: #555; font-size: .9rem; }
-.part { border-left: 4px solid #9a5b00; padding: .1rem 1rem; margin: 1.5rem 0; background: #fafafa; }
+.part { border-left: 4px solid #9a5b00; padding: .1rem 1rem; margin: 1.5rem 0;
+        background: #fafafa; }
 .test { border-top: 1px solid #ddd; } .test h4 { margin-bottom: .3rem; }
 .test small { font-weight: normal; }
 .message { white-space: pre-wrap; }
@@ -409,7 +410,8 @@ def feedback_html(report):
     name = Path(report.submission).name
     body = [f"<h1>Feedback: {_esc(name)}</h1>"]
     if report.error:
-        body.append(f'<p class="error">The submission could not be graded: {_esc(report.error)}</p>')
+        body.append(f'<p class="error">The submission could not be graded: '
+                    f"{_esc(report.error)}</p>")
     body.append(f'<p class="score">Score: <strong>{points_text(report.score)} / '
                 f"{points_text(report.max_score)}</strong> auto-graded points.")
     if report.manual_points:

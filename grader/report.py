@@ -163,14 +163,22 @@ def attach_results(path, rows):
         if len(found) != 1:
             missing.append(row.submission)
             continue
-        try:
-            row.result = json.loads(found[0].read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ReportError(f"{found[0]}: not a report of grade-batch ({err})") from None
+        row.result = read_result(found[0])
     if missing:
         raise ReportError(f"{path}: {len(missing)} graded row(s) have no report in {cache}/ "
                           f"(first: {missing[0]}); run softgrade grade-batch again with "
                           f"--out {path}")
+
+
+def read_result(path):
+    """One cached result of grade-batch; ReportError when it is not one."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReportError(f"{path}: not a report of grade-batch ({err})") from None
+    if not isinstance(result, dict) or not {"gradescope", "outcomes"} <= result.keys():
+        raise ReportError(f"{path}: not a report of grade-batch (no gradescope or outcomes)")
+    return result
 
 
 def read_class(path):
@@ -187,7 +195,8 @@ def summarise(parts, rows):
     """The ClassSummary of the rows."""
     graded = [row for row in rows if not row.error]
     points = points_by_part(graded[0]) if graded else {}
-    summary = ClassSummary(parts=parts, part_points={part: points.get(part, 0.0) for part in parts},
+    summary = ClassSummary(parts=parts,
+                           part_points={part: points.get(part, 0.0) for part in parts},
                            max_score=math.fsum(points.get(part, 0.0) for part in parts),
                            scores=[row.score for row in graded],
                            outcomes={part: Counter() for part in parts}, mistakes={},
@@ -232,18 +241,17 @@ def _png(figure):
 
 
 def scores_png(summary):
-    """Histogram of the scores, 0 to the maximum, in bins of 5% of it."""
+    """Histogram of the (at least one) scores, 0 to the maximum, in bins of 5% of it."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.5, 2.8), dpi=100, layout="constrained")
     ax = figure.subplots()
-    top = summary.max_score or max(summary.scores, default=1.0) or 1.0
+    top = summary.max_score or max(summary.scores) or 1.0  # 0 points at stake: still a range
     ax.hist(summary.scores, bins=[top * k / 20 for k in range(21)], color="#1f77b4",
             edgecolor="white")
-    if summary.scores:
-        mean = statistics.fmean(summary.scores)
-        ax.axvline(mean, color="#b00020", linestyle="--", label=f"mean {mean:.1f}")
-        ax.legend(loc="upper left")
+    mean = statistics.fmean(summary.scores)
+    ax.axvline(mean, color="#b00020", linestyle="--", label=f"mean {mean:.1f}")
+    ax.legend(loc="upper left")
     ax.set_xlim(0, top)
     ax.set_xlabel(f"score (of {points_text(top)} auto-graded points)")
     ax.set_ylabel("submissions")
@@ -255,7 +263,7 @@ def parts_png(summary):
     """Per part, a bar split by outcome: the share of graded submissions ending each way."""
     from matplotlib.figure import Figure
 
-    graded = max(len(summary.scores), 1)
+    graded = len(summary.scores)
     figure = Figure(figsize=(5.5, 0.3 * len(summary.parts) + 1.4), dpi=100, layout="constrained")
     ax = figure.subplots()
     rows = range(len(summary.parts))

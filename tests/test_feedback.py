@@ -182,7 +182,8 @@ def test_every_lost_part_is_explained_with_numbers_and_a_hint():
                         assert number_text(test.details[key]) in text, (part, key)
                 if "mistake" in test.details:
                     assert f"likely mistake: {test.details['mistake']}" in text
-    assert "largest error: 0.031, tolerance 0.0015 (20.7× the tolerance)" in page.sections["softmax"]
+    assert "largest error: 0.031, tolerance 0.0015 (20.7× the tolerance)" \
+        in page.sections["softmax"]
     assert "expected result: float16, shape [64, 10]" in page.sections["softmax"]
     assert "peak memory against the reference: 7.93× the reference's (allowed: at most 3×)" \
         in page.sections["ex5_large_vocab"]

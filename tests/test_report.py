@@ -175,15 +175,17 @@ def test_a_csv_it_cannot_read_is_one_line(tmp_path, content, message):
     assert not (tmp_path / "grades-report").exists()
 
 
-def test_a_cache_entry_that_is_not_json_is_one_line(graded_class, tmp_path):
+@pytest.mark.parametrize("cached", ["{truncated", '{"error": "graded by another version"}'])
+def test_a_cache_entry_that_is_not_a_report_is_one_line(graded_class, tmp_path, cached):
     csv_path, rows, _ = graded_class
     shutil.copy(csv_path, tmp_path / "grades.csv")
     shutil.copytree(f"{csv_path}.cache", tmp_path / "grades.csv.cache")
     key = next(row["sha256"] for row in rows if not row["error"])
-    next((tmp_path / "grades.csv.cache").glob(f"{key}*.json")).write_text("{truncated")
+    next((tmp_path / "grades.csv.cache").glob(f"{key}*.json")).write_text(cached)
     proc = softgrade("report", "grades.csv", "--out", "elsewhere", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "not a report of grade-batch" in proc.stderr
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_out_chooses_the_folder(graded_class, tmp_path):
@@ -194,3 +196,17 @@ def test_out_chooses_the_folder(graded_class, tmp_path):
         sorted(p.name for p in folder.iterdir())
     assert (tmp_path / "mine" / "report.html").read_text() == \
         (folder / "report.html").read_text()
+
+
+def test_a_class_where_nothing_could_be_graded_still_gets_a_page(tmp_path):
+    (tmp_path / "grades.csv").write_text(
+        "submission,score,max_score,softmax,error,sha256\n"
+        "a.ipynb,,,,a.ipynb: not a notebook,0123456789abcdef\n")
+    proc = softgrade("report", "grades.csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    page = page_of(tmp_path / "grades-report")
+    overview = {row[0]: row[1] for row in page.rows if len(row) == 2}
+    assert (overview["graded"], overview["could not be graded"]) == ("0", "1")
+    errors = table(page, "submission", "reason")
+    assert errors["a.ipynb"][0]["reason"] == "a.ipynb: not a notebook"
+    assert not [tag for tag in page.tags if tag == "img"]
