@@ -2,7 +2,7 @@
 # example submissions) and `make test`. Each installs what it needs first
 # (scripts/install.sh; only what is missing).
 
-.PHONY: install run train test benchmark
+.PHONY: install run train test benchmark screenshots
 
 install:
 	@bash scripts/install.sh
@@ -18,3 +18,7 @@ test: install
 
 benchmark: install
 	.venv/bin/python benchmarks/train_speed.py
+
+# The README's pictures of the feedback page and the class report (docs/images/).
+screenshots: install
+	.venv/bin/python scripts/screenshots.py

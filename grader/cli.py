@@ -16,6 +16,7 @@ COMMANDS = {
     "grade": ("grader.grade", "grade one submission: hidden tests, budgets, reports"),
     "grade-batch": ("grader.batch", "grade a folder of submissions in parallel into a CSV"),
     "gradescope-zip": ("grader.gradescope_zip", "build the Gradescope autograder zip"),
+    "report": ("grader.report", "a class report (HTML and pictures) from grade-batch's CSV"),
     "train": ("grader.train", "train the reference softmax regression on Fashion-MNIST"),
 }
 

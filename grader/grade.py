@@ -16,10 +16,11 @@ import threading
 import time
 from pathlib import Path
 
+from .feedback import write_feedback
+from .hidden import StudentError
 from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
-from .results import (GradeReport, write_classroom, write_feedback, write_gradescope, write_junit,
-                      written_answer)
+from .results import GradeReport, write_classroom, write_gradescope, write_junit, written_answer
 from .sandbox import ChildCrashed, ChildTimeout, LimitTooLow, Limits, SubmissionProcess
 from .submission import submission_code
 
@@ -148,14 +149,34 @@ def reference_submission(source_path=DEFAULT_SOURCE, use_namespaces=True, temp_r
     return reference
 
 
-def start_reference(cells, options):
+def reference_history(reference):
+    """(history, None) of the reference's run of the student's Fashion-MNIST scenario, or
+    (None, a warning saying why there is none)."""
+    from .hidden.train import run_fashion_mnist
+
+    try:
+        return run_fashion_mnist(reference)["history"], None
+    except (StudentError, ChildTimeout, ChildCrashed) as err:
+        return None, f"the reference's training curve could not be recorded: {err}"
+
+
+def start_reference(cells, options, record_history=False):
     """The reference's process, loading its cells in a thread while grading goes on.
+    With `record_history` the thread then runs reference_history, on the core that the
+    grader and the submission leave idle, and appends its result to the returned list.
     It is launched from this (the main) thread, which outlives it."""
     reference = RestartingSubmission(cells, **options)
     reference.launch()
-    thread = threading.Thread(target=reference.process.load, daemon=True)
+    recorded = []
+
+    def load():
+        reference.process.load()
+        if record_history:
+            recorded.append(reference_history(reference))
+
+    thread = threading.Thread(target=load, daemon=True)
     thread.start()
-    return reference, thread
+    return reference, thread, recorded
 
 
 def forget_if_killed(submission):
@@ -165,11 +186,13 @@ def forget_if_killed(submission):
 
 
 def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits=None,
-                   reference=None, temp_root=None):
+                   reference=None, temp_root=None, record_history=False):
     """GradeReport of one submission; an unreadable notebook gives a report with `error`.
 
     `reference` is a RestartingSubmission of the reference solution to reuse (a batch
     grades many submissions against one); without it one is started and closed here.
+    `record_history` also records the reference's Fashion-MNIST history in the report,
+    for the feedback's training curves.
     """
     start = time.perf_counter()
     source = read_notebook(source_path)
@@ -198,8 +221,10 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
             # Needed only for the budgets, which are judged after every part's values:
             # it loads meanwhile, on the core that the grader and the submission,
             # taking turns, leave idle.
-            reference, reference_thread = start_reference(
-                submission_code(source, source).cells, options)
+            reference, reference_thread, recorded = start_reference(
+                submission_code(source, source).cells, options, record_history)
+        elif record_history:
+            recorded = [reference_history(reference)]
         parts = find_parts(source)
         auto = [part for part in parts if not part.written]
         values, budgets = {}, {}
@@ -209,6 +234,12 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
             forget_if_killed(student)
         if reference_thread is not None:
             reference_thread.join()
+        if record_history:
+            # empty when the reference's process failed to load: its budgets say so too
+            report.reference_history, missing = recorded[0] if recorded else (
+                None, "the reference's training curve could not be recorded: no reference process")
+            if missing:
+                report.warnings.append(missing)
         for part in auto:
             budgets[part.id] = grade_budgets(part, tests.get(part.id, []), budgets_of(part.id),
                                              values[part.id], student, reference,
@@ -269,7 +300,8 @@ def run(args):
     # Checked first: a mistake in these options should not cost a grading.
     gradebook = gradebook_target(args.nbgrader_db, args.student, args.assignment,
                                  args.source) if args.nbgrader_db else None
-    report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces)
+    report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces,
+                            record_history=bool(args.feedback))
     print_report(report)
     write_reports(report, args)
     if report.error:

@@ -8,11 +8,10 @@ into:
   results contract (`to_gradescope` builds the dict);
 - `write_classroom`: GitHub Classroom's autograding result, one test per part,
   derived from `to_gradescope` (`to_classroom` builds the dict);
-- `write_junit`: JUnit XML for CI (one testsuite, one testcase per test);
-- `write_feedback`: `feedback.md` and a self-contained `feedback.html` for the
-  student: scores by part, then what went wrong in each failed test with the
-  measured numbers. Never code, and nothing of tests whose visibility is not
-  "visible" beyond their part's points and a count.
+- `write_junit`: JUnit XML for CI (one testsuite, one testcase per test).
+
+The student's feedback (`feedback.md`, `feedback.html`) is written from the same
+report by `grader/feedback.py`, with the formatting helpers below.
 
 Decisions:
 
@@ -36,7 +35,6 @@ Decisions:
   other object (a tensor, say) becomes its `str()`, cut to 500 characters.
 """
 
-import html
 import json
 import math
 import numbers
@@ -117,7 +115,7 @@ def written_answer(part, points, name=None, visibility="visible"):
     """The TestResult of a written-answer part (`ex1_written` ...): manual, 0 of 0 points."""
     return TestResult(name=name or f"{part}: written answer", part=part, score=0.0,
                       max_score=0.0, outcome="manual",
-                      message=f"awaiting manual grading ({_points(points)} points)",
+                      message=f"awaiting manual grading ({points_text(points)} points)",
                       details={"points": points}, visibility=visibility)
 
 
@@ -135,6 +133,10 @@ class GradeReport:
     """Things the student or instructor should know: isolation reduced, notebook restructured..."""
     error: str | None = None
     """Set when the submission could not be graded at all (e.g. unreadable file); one line."""
+    reference_history: list | None = None
+    """The reference solution's [(train_loss, train_acc, test_acc), ...] from the same
+    Fashion-MNIST scenario as the student's training check, recorded during this grading
+    for the feedback's curves; None when not asked for (it is no part of results.json)."""
 
     @property
     def score(self):
@@ -183,16 +185,16 @@ class GradeReport:
 # ---------------------------------------------------------------- formatting
 
 
-def _points(x):
+def points_text(x):
     """Points for people: at most two decimals, no trailing zeros (7, 2.5, 0.33)."""
     text = f"{float(x):.2f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 
 
-def _number(value):
+def number_text(value):
     """A measured value for people: 3 significant digits for floats, NaN and inf spelled out."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return _clean(str(value), 200)
+        return printable(str(value), 200)
     if isinstance(value, numbers.Integral):
         return str(int(value))
     value = float(value)
@@ -208,7 +210,7 @@ def _nonfinite(value):
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def _clean(text, limit=None):
+def printable(text, limit=None):
     """Text with XML-illegal characters shown as \\xNN, optionally cut to `limit` characters."""
     text = _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
     if limit is not None and len(text) > limit:
@@ -232,7 +234,7 @@ def _json_safe(value, depth=0):
             return [_json_safe(item, depth + 1) for item in value]
         if isinstance(value, (set, frozenset)):
             return sorted((_json_safe(item, depth + 1) for item in value), key=repr)
-    return _clean(str(value), 500)
+    return printable(str(value), 500)
 
 
 def summary(report):
@@ -240,10 +242,10 @@ def summary(report):
     lines = []
     if report.error:
         lines.append(f"The submission could not be graded: {report.error}")
-    lines.append(f"Score: {_points(report.score)} / {_points(report.max_score)} "
+    lines.append(f"Score: {points_text(report.score)} / {points_text(report.max_score)} "
                  "auto-graded points.")
     if report.manual_points:
-        lines.append(f"Written answers: {_points(report.manual_points)} more points await "
+        lines.append(f"Written answers: {points_text(report.manual_points)} more points await "
                      "manual grading.")
     auto = [o for o in report.outcome_by_part().values() if o != "manual"]
     if auto:
@@ -258,7 +260,7 @@ def summary(report):
 # ---------------------------------------------------------------- writers
 
 
-def _atomic_write(path, data):
+def atomic_write(path, data):
     """Write bytes to `path` through a temporary file in its directory and os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -312,7 +314,7 @@ def to_gradescope(report):
 def write_gradescope(report, path):
     """Write `results.json` (Gradescope format) atomically; returns its Path."""
     text = json.dumps(to_gradescope(report), indent=2, allow_nan=False) + "\n"
-    return _atomic_write(path, text.encode("utf-8"))
+    return atomic_write(path, text.encode("utf-8"))
 
 
 def to_classroom(report, max_score=None):
@@ -367,7 +369,7 @@ def _classroom_part(part, tests):
 def write_classroom(report, path, max_score=None):
     """Write GitHub Classroom's result JSON (`to_classroom`) atomically; returns its Path."""
     text = json.dumps(to_classroom(report, max_score), indent=2, allow_nan=False) + "\n"
-    return _atomic_write(path, text.encode("utf-8"))
+    return atomic_write(path, text.encode("utf-8"))
 
 
 _JUNIT_RESULT = {"failed": "failure", "over_budget": "failure", "not_attempted": "failure",
@@ -385,19 +387,19 @@ def write_junit(report, path):
     report.validate()
     cases = []
     for t in report.tests:
-        case = ET.Element("testcase", classname=f"softgrade.{t.part}", name=_clean(t.name),
+        case = ET.Element("testcase", classname=f"softgrade.{t.part}", name=printable(t.name),
                           time="0")
         kind = _JUNIT_RESULT.get(t.outcome)
         if kind == "skipped":
             ET.SubElement(case, "skipped", message="awaiting manual grading")
         elif kind:
-            message = "not attempted" if t.outcome == "not_attempted" else _clean(t.message)
+            message = "not attempted" if t.outcome == "not_attempted" else printable(t.message)
             result = ET.SubElement(case, kind, message=message, type=t.outcome)
-            result.text = _clean(t.message) or None
+            result.text = printable(t.message) or None
         cases.append(case)
     if report.error:
         case = ET.Element("testcase", classname="softgrade", name="submission", time="0")
-        ET.SubElement(case, "error", message=_clean(report.error), type="ungradable")
+        ET.SubElement(case, "error", message=printable(report.error), type="ungradable")
         cases.append(case)
 
     def count(kind):
@@ -407,173 +409,12 @@ def write_junit(report, path):
                        failures=str(count("failure")), errors=str(count("error")),
                        skipped=str(count("skipped")), time=f"{float(report.execution_time):.3f}")
     properties = ET.SubElement(suite, "properties")
-    for name, value in (("submission", _clean(report.submission)),
+    for name, value in (("submission", printable(report.submission)),
                         ("score", repr(report.score)), ("max_score", repr(report.max_score)),
                         ("manual_points", repr(report.manual_points))):
         ET.SubElement(properties, "property", name=name, value=value)
     suite.extend(cases)
-    ET.SubElement(suite, "system-out").text = _clean(summary(report))
+    ET.SubElement(suite, "system-out").text = printable(summary(report))
     ET.indent(suite)
     data = ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
-    return _atomic_write(path, data)
-
-
-# ---------------------------------------------------------------- student feedback
-
-_STATUS_WORDS = {"passed": "passed", "failed": "failed", "error": "error (raised)",
-                 "timeout": "timed out", "crashed": "crashed", "over_budget": "over budget",
-                 "not_attempted": "not attempted", "manual": "awaiting manual grading"}
-# Keys of `details` that the feedback never shows: code and stack traces stay out of it.
-_NOT_SHOWN = {"code", "source", "traceback", "stack"}
-# Markdown characters that would format a message instead of showing it.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
-
-
-def _md(text):
-    return _MD_SPECIAL.sub(r"\\\1", _clean(text)).replace("\n", "  \n")
-
-
-def _part_rows(report):
-    """(part, points text, status text) for every part, in report order."""
-    outcomes = report.outcome_by_part()
-    rows = []
-    for part, (score, max_score) in report.part_scores().items():
-        if outcomes[part] == "manual":
-            pending = math.fsum(float(t.details.get("points", 0)) for t in report.tests
-                                if t.part == part)
-            points = f"– / {_points(pending)} (graded by hand)"
-        else:
-            points = f"{_points(score)} / {_points(max_score)}"
-        rows.append((part, points, _STATUS_WORDS[outcomes[part]]))
-    return rows
-
-
-def _measurements(details):
-    """(label, value) pairs for a failed test: error vs tolerance, ratio vs budget, the rest."""
-    shown = {k: v for k, v in details.items() if k not in _NOT_SHOWN}
-    pairs = []
-    if "max_abs_error" in shown:
-        text = _number(shown.pop("max_abs_error"))
-        if "tolerance" in shown:
-            text += f" (tolerance {_number(shown.pop('tolerance'))})"
-        pairs.append(("largest error", text))
-    if "ratio" in shown:
-        text = f"{_number(shown.pop('ratio'))}× the reference"
-        if "budget" in shown:
-            text += f" (budget {_number(shown.pop('budget'))}×)"
-        pairs.append(("compared with the reference", text))
-    for key, value in shown.items():
-        if isinstance(value, (list, tuple)):
-            value = ", ".join(_number(v) for v in value)
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k}: {_number(v)}" for k, v in value.items())
-        else:
-            value = _number(value)
-        pairs.append((str(key).replace("_", " "), _clean(value, 300)))
-    return pairs
-
-
-def _failures(report):
-    """(the failed tests the student may see, how many more failed out of sight)."""
-    failed = [t for t in report.tests if t.outcome not in _AUTO_PASS]
-    shown = [t for t in failed if t.visibility == "visible"]
-    return shown, len(failed) - len(shown)
-
-
-def _unseen(count):
-    return (f"{count} more failed test{'s are' if count > 1 else ' is'} not shown before "
-            "the results are released.")
-
-
-def feedback_markdown(report):
-    """The student's feedback as Markdown."""
-    out = [f"# Feedback: {_md(Path(report.submission).name)}", ""]
-    for line in summary(report).splitlines():
-        out.append(_md(line) + "  ")
-    out += ["", "| part | points | status |", "|---|---|---|"]
-    out += [f"| {_md(part)} | {_md(points)} | {_md(status)} |"
-            for part, points, status in _part_rows(report)]
-    failures, unseen = _failures(report)
-    if failures or unseen:
-        out += ["", "## What went wrong"]
-    if unseen:
-        out += ["", _md(_unseen(unseen))]
-    for t in failures:
-        out += ["", f"### {_md(t.name)}", "",
-                f"*part {_md(t.part)}, {_md(_STATUS_WORDS[t.outcome])}, "
-                f"{_points(t.score)} / {_points(t.max_score)} points*", ""]
-        if t.message:
-            out += [_md(t.message), ""]
-        out += [f"- {_md(label)}: {_md(value)}" for label, value in _measurements(t.details)]
-    return "\n".join(out).rstrip() + "\n"
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem;
-       color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: .3rem .7rem; text-align: left; }
-th { background: #f3f3f3; }
-.passed { color: #17692f; } .manual { color: #555; }
-.failed, .over_budget, .not_attempted { color: #9a5b00; }
-.error, .timeout, .crashed { color: #b00020; }
-.test { border-left: 4px solid #b00020; padding: .2rem 1rem; margin: 1rem 0; background: #fafafa; }
-.message { white-space: pre-wrap; }
-.warnings { background: #fff6e0; padding: .5rem 1rem; }
-"""
-
-
-def feedback_html(report):
-    """The student's feedback as one self-contained HTML page: inline CSS, nothing external."""
-    def esc(text):
-        return html.escape(_clean(text), quote=True)
-
-    outcomes = report.outcome_by_part()
-    body = [f"<h1>Feedback: {esc(Path(report.submission).name)}</h1>"]
-    if report.error:
-        body.append(f'<p class="error">The submission could not be graded: {esc(report.error)}</p>')
-    body.append(f'<p class="score">Score: <strong>{_points(report.score)} / '
-                f"{_points(report.max_score)}</strong> auto-graded points.</p>")
-    if report.manual_points:
-        body.append(f"<p>Written answers: {_points(report.manual_points)} more points await "
-                    "manual grading.</p>")
-    if report.warnings:
-        body.append('<div class="warnings"><p>Warnings:</p><ul>'
-                    + "".join(f"<li>{esc(w)}</li>" for w in report.warnings) + "</ul></div>")
-    body.append("<table><thead><tr><th>part</th><th>points</th><th>status</th></tr></thead>"
-                "<tbody>")
-    body += [f'<tr><td>{esc(part)}</td><td>{esc(points)}</td>'
-             f'<td class="{outcomes[part]}">{esc(status)}</td></tr>'
-             for part, points, status in _part_rows(report)]
-    body.append("</tbody></table>")
-    failures, unseen = _failures(report)
-    if failures or unseen:
-        body.append("<h2>What went wrong</h2>")
-    if unseen:
-        body.append(f"<p>{esc(_unseen(unseen))}</p>")
-    for t in failures:
-        body.append(f'<div class="test"><h3>{esc(t.name)}</h3>'
-                    f'<p>part {esc(t.part)}, <span class="{t.outcome}">'
-                    f"{esc(_STATUS_WORDS[t.outcome])}</span>, "
-                    f"{_points(t.score)} / {_points(t.max_score)} points</p>")
-        if t.message:
-            body.append(f'<p class="message">{esc(t.message)}</p>')
-        pairs = _measurements(t.details)
-        if pairs:
-            body.append("<ul>" + "".join(f"<li>{esc(label)}: {esc(value)}</li>"
-                                         for label, value in pairs) + "</ul>")
-        body.append("</div>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>softgrade feedback: {esc(Path(report.submission).name)}</title>\n"
-            f"<style>{_CSS}</style>\n</head>\n<body>\n" + "\n".join(body)
-            + "\n</body>\n</html>\n")
-
-
-def write_feedback(report, directory):
-    """Write `feedback.md` and `feedback.html` into `directory` (created if needed), atomically.
-
-    Returns (markdown path, html path).
-    """
-    directory = Path(directory)
-    return (_atomic_write(directory / "feedback.md", feedback_markdown(report).encode("utf-8")),
-            _atomic_write(directory / "feedback.html", feedback_html(report).encode("utf-8")))
+    return atomic_write(path, data)

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: the data set (offline) and bubblewrap (the grader's sandbox).
-DEBIAN_PACKAGES="dataset-fashion-mnist bubblewrap"
+# Debian packages: the data set (offline), bubblewrap (the grader's sandbox) and chromium
+# (the tests render the feedback page and the class report headless; scripts/screenshots.py).
+DEBIAN_PACKAGES="dataset-fashion-mnist bubblewrap chromium"
 missing=""
 for package in $DEBIAN_PACKAGES; do
     dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
@@ -19,7 +20,8 @@ if [ -n "$missing" ]; then
     else
         echo "install: warning: not root, so these Debian packages are not installed:$missing" \
              "(run 'apt-get install$missing' as root; without bubblewrap the grader's sandbox" \
-             "is weaker, without the data set SOFTGRADE_DATA must point to Fashion-MNIST)" >&2
+             "is weaker, without the data set SOFTGRADE_DATA must point to Fashion-MNIST," \
+             "without chromium the tests that render pages are skipped)" >&2
     fi
 fi
 
