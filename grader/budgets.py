@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .hidden import StudentError, Verdict
+from .hidden import Verdict
 from .sandbox import ChildTimeout
 
 TARGET_SECONDS = 0.02  # one timed repeat of the reference lasts about this long

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .guide import Guide, guide
-from .results import atomic_write, number_text, points_text, printable, summary
+from .results import atomic_write, number_text, points_text, printable, summary, unseen_text
 
 STATUS_WORDS = {"passed": "passed", "failed": "failed", "error": "error (raised)",
                 "timeout": "timed out", "crashed": "crashed", "over_budget": "over budget",
@@ -321,11 +321,6 @@ def hint_lines(part_guide, escape, link, line):
     if part_guide.read:
         lines.append(line.format("Read", "; ".join(map(link, part_guide.read))))
     return lines
-
-
-def unseen_text(count):
-    return (f"{count} more failed test{'s' if count > 1 else ''} of this part "
-            f"{'are' if count > 1 else 'is'} not shown before the results are released.")
 
 
 # ---------------------------------------------------------------- HTML

@@ -348,6 +348,12 @@ def to_classroom(report, max_score=None):
             "message": gradescope["output"], "tests": tests}
 
 
+def unseen_text(count):
+    """What a student is told of failed tests whose visibility hides them."""
+    return (f"{count} more failed test{'s' if count > 1 else ''} of this part "
+            f"{'are' if count > 1 else 'is'} not shown before the results are released.")
+
+
 def _classroom_part(part, tests):
     """One Classroom test from a part's Gradescope tests: points summed, "pass" only
     when every one passed, the message naming each failed test the student may see."""
@@ -355,7 +361,7 @@ def _classroom_part(part, tests):
     if failed:
         shown = [f"{t['name']}: {t['output']}" for t in failed if t["visibility"] == "visible"]
         unseen = len(failed) - len(shown)
-        message = "\n".join(shown + ([_unseen(unseen)] if unseen else []))
+        message = "\n".join(shown + ([unseen_text(unseen)] if unseen else []))
     elif tests[0]["extra_data"]["outcome"] == "manual":
         # A part is all written answer or all auto-graded (GradeReport.validate).
         message = tests[0]["output"]

@@ -8,7 +8,7 @@ import math
 import torch
 from torch.utils import data
 
-from .data_files import DataNotFoundError, find_fashion_mnist  # noqa: F401 (part of this API)
+from .data_files import find_fashion_mnist
 
 
 def get_dataloader_workers():
