@@ -5,7 +5,8 @@ The reference runs in its own sandboxed process, built from the source notebook'
 solution cells exactly as a submission is, so both sides pay the same transport
 and interpreter costs. Inputs are staged in both processes first; then the grader
 times repeated calls, interleaving student and reference rounds, and compares
-medians, so a busy machine slows both alike. A timed call must return the same
+medians, so a busy machine slows both alike. A first round each decides the clear
+cases (a ratio 3x past the budget, or 3x within it); the others get five more. A timed call must return the same
 result as the reference's (a digest of it), so skipping the work cannot pass.
 """
 
@@ -21,7 +22,7 @@ from .sandbox import ChildTimeout
 
 TARGET_SECONDS = 0.02  # one timed repeat of the reference lasts about this long
 ROUNDS = 5
-CLEAR_FACTOR = 3.0  # a first measurement this far past the budget decides at once
+CLEAR_FACTOR = 3.0  # a first round this far past (or within) the budget decides at once
 
 
 @dataclass
@@ -88,12 +89,17 @@ def measure(budget, student, reference):
         return Verdict(False, "not timed: the result differs from the reference's (see the "
                               "value tests)", {"budget": budget.max_ratio})
     # One full round each (many calls, never a single one: a lone call of a
-    # millisecond can meet a scheduler hiccup) decides the clear cases.
+    # millisecond can meet a scheduler hiccup) decides the clear cases, both ways:
+    # noise would have to slow one side CLEAR_FACTOR times to decide one wrongly.
     first = student.timed_repeat(budget.kind, budget.function, key, times,
                                  timeout=limit * times)[0]
     first_reference = reference.timed_repeat(budget.kind, reference_function, key, times)[0]
-    if first / first_reference > CLEAR_FACTOR * budget.max_ratio:
-        return over_budget(budget, first / first_reference, "one round")
+    ratio = first / first_reference
+    if ratio > CLEAR_FACTOR * budget.max_ratio:
+        return over_budget(budget, ratio, "one round")
+    if ratio < budget.max_ratio / CLEAR_FACTOR:
+        return Verdict(True, f"{describe(ratio, budget)} (one round)",
+                       {"ratio": round(ratio, 3), "budget": budget.max_ratio})
 
     student_times, reference_times = [], []
     for _ in range(ROUNDS):
