@@ -72,4 +72,7 @@ class HiddenTest:
     counts_alone: bool = True
     """False for a property that a function doing nothing useful also has (it leaves its
     input unchanged, it handles an empty batch): such a test scores only when a test of
-    its part that counts alone passes too."""
+    the same function that counts alone passes too."""
+    function: str | None = None
+    """The student's function whose credit the test carries; None: the part's only
+    function, or the one its name starts with (manifest.function_of)."""

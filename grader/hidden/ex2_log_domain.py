@@ -102,17 +102,17 @@ def pair_problem(y_hat, y):
 
 
 TESTS = [
-    HiddenTest("float32 [64, 10] matches torch.log_softmax", PART, 2.0,
+    HiddenTest("log_softmax: float32 [64, 10] matches torch.log_softmax", PART, 2.0,
                lambda s: random_logits(s, (64, 10), 3.0, torch.float32, 501)),
-    HiddenTest("float64 [50, 20]", PART, 1.0, lambda s: random_logits(s, (50, 20), 5.0, torch.float64, 502)),
-    HiddenTest("float16 [32, 10]", PART, 1.0, lambda s: random_logits(s, (32, 10), 3.0, torch.float16, 503)),
-    HiddenTest("bfloat16 [32, 10]", PART, 1.0, lambda s: random_logits(s, (32, 10), 3.0, torch.bfloat16, 504)),
-    HiddenTest("a single row [1, 1000] of N(0, 50^2) logits", PART, 1.0,
+    HiddenTest("log_softmax: float64 [50, 20]", PART, 1.0, lambda s: random_logits(s, (50, 20), 5.0, torch.float64, 502)),
+    HiddenTest("log_softmax: float16 [32, 10]", PART, 1.0, lambda s: random_logits(s, (32, 10), 3.0, torch.float16, 503)),
+    HiddenTest("log_softmax: bfloat16 [32, 10]", PART, 1.0, lambda s: random_logits(s, (32, 10), 3.0, torch.bfloat16, 504)),
+    HiddenTest("log_softmax: a single row [1, 1000] of N(0, 50^2) logits", PART, 1.0,
                lambda s: random_logits(s, (1, 1000), 50.0, torch.float32, 505)),
-    HiddenTest("logits of -1e4 to 1e4 in float32: finite and right", PART, 1.0,
+    HiddenTest("log_softmax: logits of -1e4 to 1e4 in float32: finite and right", PART, 1.0,
                lambda s: extreme_logits(s, torch.float32)),
-    HiddenTest("logits of -1e4 to 1e4 in float64", PART, 1.0, lambda s: extreme_logits(s, torch.float64)),
-    HiddenTest("logits of -1e4 to 1e4 in float16", PART, 1.0, lambda s: extreme_logits(s, torch.float16)),
+    HiddenTest("log_softmax: logits of -1e4 to 1e4 in float64", PART, 1.0, lambda s: extreme_logits(s, torch.float64)),
+    HiddenTest("log_softmax: logits of -1e4 to 1e4 in float16", PART, 1.0, lambda s: extreme_logits(s, torch.float16)),
     HiddenTest("naive_cross_entropy_breaks gives valid probabilities on which cross_entropy is inf or NaN",
                PART, 2.0, breaks_naive_cross_entropy),
 ]
