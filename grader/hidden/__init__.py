@@ -55,6 +55,9 @@ class Verdict:
     tolerance and, when recognised, the name of the mistake."""
     details: dict = field(default_factory=dict)
     """Measured numbers for reports (max_abs_error, tolerance, shapes, mistake, ...)."""
+    credit: float | None = None
+    """The fraction of the test's points earned; None: all of them when passed, none
+    otherwise. A failed test may earn part (right values in a near-miss shape)."""
 
 
 @dataclass
