@@ -31,7 +31,8 @@ from .results import atomic_write, number_text, points_text, printable, summary,
 
 STATUS_WORDS = {"passed": "passed", "failed": "failed", "error": "error (raised)",
                 "timeout": "timed out", "crashed": "crashed", "over_budget": "over budget",
-                "not_attempted": "not attempted", "manual": "awaiting manual grading"}
+                "not_attempted": "not attempted", "manual": "awaiting manual grading",
+                "partial": "partly right"}
 _PASSING = ("passed", "manual")
 # details never shown: code and stack traces stay out; the rest is shown in its own way
 # (history as curves) or is a flag the status already says.
@@ -333,7 +334,7 @@ table { border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: .2rem .6rem; text-align: left; white-space: nowrap; }
 th { background: #f3f3f3; }
 .passed { color: #17692f; } .manual { color: #555; }
-.failed, .over_budget, .not_attempted { color: #9a5b00; }
+.failed, .over_budget, .not_attempted, .partial { color: #9a5b00; }
 .error, .timeout, .crashed { color: #b00020; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; }
 figcaption { color: #555; font-size: .9rem; }

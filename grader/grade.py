@@ -81,6 +81,8 @@ class RestartingSubmission:
         self.process_options = process_options
         self.process = None
         self.load_failure = None
+        self.substitutes = {}  # {name: the book's source} installed in the process now
+        self.fashion_mnist_run = None  # the reference's, once recorded (see reference_run)
 
     def launch(self):
         """Start a fresh process without waiting for it to run the cells."""
@@ -100,7 +102,26 @@ class RestartingSubmission:
             except (ChildTimeout, ChildCrashed) as failure:
                 self.load_failure = failure
                 raise
+            if self.substitutes:  # a fresh process after a crash: as the last one was
+                self.process.substitute(self.substitutes)
         return self.process
+
+    def use_substitutes(self, names, closed=True):
+        """Have the book's versions of exactly `names` (with `closed`, also of what those
+        call) in place of the student's, and the student's own for everything else."""
+        from .substitutes import sources
+
+        wanted = sources(names) if closed else {name: sources([name])[name] for name in names}
+        change = {name: None for name in self.substitutes if name not in wanted}
+        change.update({n: src for n, src in wanted.items() if self.substitutes.get(n) != src})
+        self.substitutes = wanted
+        if change and self.process is not None and self.process.loaded:
+            self.process.substitute(change)
+
+    def forget_if_killed(self):
+        """After a timeout or a crash killed its process, the next test gets a fresh one."""
+        if self.process is not None and self.process.process is None:
+            self.process = None
 
     @property
     def data_dir(self):
@@ -149,50 +170,45 @@ def reference_submission(source_path=DEFAULT_SOURCE, use_namespaces=True, temp_r
     return reference
 
 
-def reference_history(reference):
-    """(history, None) of the reference's run of the student's Fashion-MNIST scenario, or
-    (None, a warning saying why there is none)."""
+def record_reference_run(reference):
+    """Run the Fashion-MNIST scenario in the reference's process once (a batch's reference
+    serves every submission): the end-to-end test compares the student's run with it, and
+    the feedback draws its curves. Keeps the run, or the reason there is none."""
     from .hidden.train import run_fashion_mnist
 
-    try:
-        return run_fashion_mnist(reference)["history"], None
-    except (StudentError, ChildTimeout, ChildCrashed) as err:
-        return None, f"the reference's training curve could not be recorded: {err}"
+    if reference.fashion_mnist_run is None:
+        try:
+            reference.fashion_mnist_run = run_fashion_mnist(reference)
+        except (StudentError, ChildTimeout, ChildCrashed) as err:
+            reference.fashion_mnist_run = f"the reference's Fashion-MNIST run failed: {err}"
+    return reference.fashion_mnist_run
 
 
-def start_reference(cells, options, record_history=False):
-    """The reference's process, loading its cells in a thread while grading goes on.
-    With `record_history` the thread then runs reference_history, on the core that the
-    grader and the submission leave idle, and appends its result to the returned list.
-    It is launched from this (the main) thread, which outlives it."""
+def start_reference(cells, options):
+    """The reference's process, loading its cells and recording its Fashion-MNIST run in a
+    thread while grading goes on, on the core that the grader and the submission leave
+    idle. It is launched from this (the main) thread, which outlives it."""
     reference = RestartingSubmission(cells, **options)
     reference.launch()
-    recorded = []
 
     def load():
-        reference.process.load()
-        if record_history:
-            recorded.append(reference_history(reference))
+        try:
+            reference.running()
+        except (ChildTimeout, ChildCrashed):
+            return  # its budgets and the end-to-end test say so
+        record_reference_run(reference)
 
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
-    return reference, thread, recorded
-
-
-def forget_if_killed(submission):
-    """After a timeout or a crash killed its process, the next part gets a fresh one."""
-    if submission.process is not None and submission.process.process is None:
-        submission.process = None
+    return reference, thread
 
 
 def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits=None,
-                   reference=None, temp_root=None, record_history=False):
+                   reference=None, temp_root=None):
     """GradeReport of one submission; an unreadable notebook gives a report with `error`.
 
     `reference` is a RestartingSubmission of the reference solution to reuse (a batch
     grades many submissions against one); without it one is started and closed here.
-    `record_history` also records the reference's Fashion-MNIST history in the report,
-    for the feedback's training curves.
     """
     start = time.perf_counter()
     source = read_notebook(source_path)
@@ -206,48 +222,48 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
     options = process_options(use_namespaces, limits, temp_root)
     student = RestartingSubmission(code.cells, **options)
     student.launch()
-    own_reference, reference_thread = reference is None, None
+    reference_thread = None
     try:
         # Only now: the submission's process imports torch (2 s) while the grader does.
         import torch
 
-        from .judge import budgets_of, grade_budgets, grade_values, hidden_tests_by_part
+        from .from_scratch import find_violations
+        from .hidden.manifest import PARTS
+        from .judge import Context, grade_parts, hidden_tests_by_part
 
         # The grader's own oracles work on small tensors: one thread is as fast, and
         # does not slow down when the submission's process keeps the other core busy.
         torch.set_num_threads(1)
         tests = hidden_tests_by_part()
-        if own_reference:
-            # Needed only for the budgets, which are judged after every part's values:
-            # it loads meanwhile, on the core that the grader and the submission,
-            # taking turns, leave idle.
-            reference, reference_thread, recorded = start_reference(
-                submission_code(source, source).cells, options, record_history)
-        elif record_history:
-            recorded = [reference_history(reference)]
+        if reference is None:
+            # Needed only for the budgets and the end-to-end test, which are judged after
+            # the first phase's values: it loads meanwhile.
+            reference, reference_thread = start_reference(submission_code(source, source).cells,
+                                                          options)
+        forbidden = {f: families for spec in PARTS.values()
+                     for f, families in spec.forbidden.items()}
+        context = Context(violations=find_violations(code.cells, forbidden),
+                          demo_names=code.demo_names,
+                          reference_run=lambda: record_reference_run(reference))
         parts = find_parts(source)
-        auto = [part for part in parts if not part.written]
-        values, budgets = {}, {}
-        for part in auto:
-            values[part.id] = grade_values(part, tests.get(part.id, []), budgets_of(part.id),
-                                           student, stubbed=part.id in code.stub_parts)
-            forget_if_killed(student)
-        if reference_thread is not None:
-            reference_thread.join()
-        if record_history:
-            # empty when the reference's process failed to load: its budgets say so too
-            report.reference_history, missing = recorded[0] if recorded else (
-                None, "the reference's training curve could not be recorded: no reference process")
-            if missing:
-                report.warnings.append(missing)
-        for part in auto:
-            budgets[part.id] = grade_budgets(part, tests.get(part.id, []), budgets_of(part.id),
-                                             values[part.id], student, reference,
-                                             stubbed=part.id in code.stub_parts)
-            forget_if_killed(student)
+
+        def wait_for_reference(phase):
+            if phase == 0 and reference_thread is not None:
+                reference_thread.join()
+
+        results = grade_parts([p for p in parts if not p.written], tests, student, reference,
+                              context, on_phase=wait_for_reference)
+        by_part = {}
+        for result in results:
+            by_part.setdefault(result.part, []).append(result)
         for part in parts:
             report.tests += [written_answer(part.id, part.points)] if part.written \
-                else values[part.id] + budgets[part.id]
+                else by_part.get(part.id, [])
+        run = reference.fashion_mnist_run
+        if isinstance(run, dict):
+            report.reference_history = run["history"]
+        elif run:
+            report.warnings.append(run)
         if student.process is not None:
             report.warnings += student.process.isolation.warnings
     finally:
@@ -269,9 +285,14 @@ def print_report(report, file=sys.stdout):
     print(f"{'part':<{width}}  {'score':>9}  outcome", file=file)
     for part, score, outcome in rows:
         print(f"{part:<{width}}  {score:>9}  {outcome}", file=file)
+    stubs = {}
     for test in report.tests:
-        if test.outcome not in ("passed", "manual"):
+        if test.outcome == "not_attempted":
+            stubs.setdefault(test.part, {}).setdefault(test.message, None)
+        elif test.outcome not in ("passed", "manual"):
             print(f"  - {test.name}: {test.message}", file=file)
+    for part, messages in stubs.items():
+        print(f"  - {part}: " + "; ".join(messages), file=file)
     print(f"score {report.score:g} / {report.max_score:g} (written answers are graded by hand) "
           f"in {report.execution_time:.1f} s", file=file)
     for warning in report.warnings:
@@ -300,8 +321,7 @@ def run(args):
     # Checked first: a mistake in these options should not cost a grading.
     gradebook = gradebook_target(args.nbgrader_db, args.student, args.assignment,
                                  args.source) if args.nbgrader_db else None
-    report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces,
-                            record_history=bool(args.feedback))
+    report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces)
     print_report(report)
     write_reports(report, args)
     if report.error:

@@ -380,6 +380,11 @@ class SubmissionProcess:
     def scenario(self, name, *args, timeout=None):
         return self._request("scenario", [name, list(args)], timeout=timeout)
 
+    def substitute(self, sources):
+        """Replace notebook functions by {name: source of the book's version}; None as a
+        source puts the student's own back."""
+        self._request("substitute", [sources])
+
     def stage(self, key, args):
         """Keep `args` (a list) in the child under `key`, for timed repeats."""
         self._request("stage", [key, list(args)])
@@ -446,7 +451,11 @@ class SubmissionProcess:
             raise ChildCrashed(reason) from None
         if not reply.get("ok"):
             error = reply.get("error") or {}
-            raise StudentError(str(error.get("ename", "Exception")), str(error.get("message", "")))
+            frames = error.get("frames")
+            frames = [f for f in frames if isinstance(f, list) and len(f) == 2
+                      and all(isinstance(x, str) for x in f)] if isinstance(frames, list) else []
+            raise StudentError(str(error.get("ename", "Exception")), str(error.get("message", "")),
+                               frames)
         return value
 
     def _death_reason(self, err):

@@ -1,0 +1,2 @@
+def find_violations(cells, forbidden):
+    return {}
