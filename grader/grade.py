@@ -11,6 +11,7 @@ the grader pays for its own `import torch`, and import theirs meanwhile.
 """
 
 import math
+import re
 import sys
 import threading
 import time
@@ -20,8 +21,8 @@ from .feedback import write_feedback
 from .hidden import StudentError
 from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
-from .results import GradeReport, write_classroom, write_gradescope, write_junit, written_answer
-from .sandbox import ChildCrashed, ChildTimeout, LimitTooLow, Limits, SubmissionProcess
+from .results import GradeReport, one_line, write_classroom, write_gradescope, write_junit, written_answer
+from .sandbox import ChildCrashed, ChildTimeout, Limits, LimitTooLow, SubmissionProcess
 from .submission import submission_code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +118,16 @@ class RestartingSubmission:
         self.substitutes = wanted
         if change and self.process is not None and self.process.loaded:
             self.process.substitute(change)
+
+    def cell_failures(self):
+        """{name a failed cell defines: 'SyntaxError: ...'}: a NameError on it is explained."""
+        errors = self.process.cell_errors if self.process is not None else []
+        failures = {}
+        for error in errors:
+            source = self.cells[error["index"]]
+            for name in re.findall(r"^(?:def|class)\s+(\w+)", source, flags=re.MULTILINE):
+                failures[name] = one_line(f"{error['ename']}: {error['message']}", 200)
+        return failures
 
     def forget_if_killed(self):
         """After a timeout or a crash killed its process, the next test gets a fresh one."""
@@ -244,7 +255,8 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
                      for f, families in spec.forbidden.items()}
         context = Context(violations=find_violations(code.cells, forbidden),
                           demo_names=code.demo_names,
-                          reference_run=lambda: record_reference_run(reference))
+                          reference_run=lambda: record_reference_run(reference),
+                          cell_failures=student.cell_failures)
         parts = find_parts(source)
 
         def wait_for_reference(phase):

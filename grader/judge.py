@@ -97,6 +97,8 @@ class Context:
     """Names that only the notebook's demonstration cells define (the grader skips them)."""
     reference_run: object = None
     """A callable giving the reference process's Fashion-MNIST run (for end-to-end tests)."""
+    cell_failures: object = None
+    """A callable giving {name: the error of the notebook cell that should define it}."""
 
 
 NOT_ATTEMPTED = "not attempted: {} still raises NotImplementedError (the stub)"
@@ -113,9 +115,12 @@ def explain_error(err, function, context):
                          "(the stub)")
     message = f"your code raised {err.ename}: {err.message}"
     name = re.fullmatch(r"name '(\w+)' is not defined", err.message)
-    if err.ename == "NameError" and name and name.group(1) in context.demo_names:
-        message += (f" ({name.group(1)} is defined only in a demonstration cell, which the "
-                    "grader does not run: define it inside your function or pass it in)")
+    name = name.group(1) if err.ename == "NameError" and name else None
+    if name in context.demo_names:
+        message += (f" ({name} is defined only in a demonstration cell, which the grader "
+                    "does not run: define it inside your function or pass it in)")
+    elif name and context.cell_failures and name in context.cell_failures():
+        message += f" (the cell that defines it failed: {context.cell_failures()[name]})"
     if err.ename == "AssertionError" and err.frames and err.frames[-1][1].startswith("assert"):
         message += f" (the assert `{err.frames[-1][1]}` in {raised_in} fired"
         if raised_in == "train_ch3":

@@ -226,6 +226,12 @@ def _nonfinite(value):
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def one_line(text, limit=160):
+    """`text` on one line of at most `limit` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
 def printable(text, limit=None):
     """Text with XML-illegal characters shown as \\xNN, optionally cut to `limit` characters."""
     text = _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
