@@ -247,7 +247,7 @@ def test_feedback_html_is_self_contained_and_escaped(tmp_path):
     rows = {row[0]: row[1:] for row in page.rows}
     assert rows["part"] == ["points", "status", "read"]
     assert rows["softmax"] == ["2 / 4", "failed", "3.6.2 Defining the Softmax Operation"]
-    assert rows["cross_entropy"][:2] == ["0 / 3", "error (raised)"]
+    assert rows["cross_entropy"][:2] == ["0.5 / 3", "error (raised)"]
     assert rows["train"][:2] == ["0 / 5", "timed out"]
     assert rows["evaluate_accuracy"][:2] == ["0 / 2", "crashed"]
     assert rows["ex5_large_vocab"][:2] == ["0 / 3", "over budget"]
@@ -258,7 +258,7 @@ def test_feedback_html_is_self_contained_and_escaped(tmp_path):
     assert "largest error: nan, tolerance 0.001" in text
     assert "time against the reference: 12.5× the reference's (allowed: at most 5×)" in text
     assert "IndexError: too many indices" in text
-    assert "Score: 2 / 20 auto-graded points." in text
+    assert "Score: 2.5 / 20 auto-graded points." in text
     assert "isolation reduced: bubblewrap unavailable" in text
     assert "BOOM" not in page_text                           # never code
     assert "p.grad was not zeroed" not in page_text          # not a visible test
