@@ -23,7 +23,8 @@ from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
 from .results import GradeReport, one_line, write_classroom, write_gradescope, write_junit, written_answer
 from .sandbox import ChildCrashed, ChildTimeout, Limits, LimitTooLow, SubmissionProcess
-from .submission import submission_code
+from .integrity import find_signals
+from .submission import given_sources, submission_code
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"
@@ -230,6 +231,23 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         report.error = str(err)
         return report
     report.warnings += code.warnings
+    signals = find_signals(code.cells, trusted=given_sources(source))
+    if signals:
+        from .judge import hidden_tests_by_part, refuse_parts
+
+        parts = find_parts(source)
+        by_part = {}
+        for result in refuse_parts([p for p in parts if not p.written], hidden_tests_by_part(),
+                                   signals):
+            by_part.setdefault(result.part, []).append(result)
+        report.tests = [written_answer(p.id, p.points) if p.written else by_part.get(p.id, [])
+                        for p in parts]
+        report.tests = [t for entry in report.tests
+                        for t in (entry if isinstance(entry, list) else [entry])]
+        report.warnings.append("not graded: the notebook reaches into the grader: "
+                               + "; ".join(map(str, signals[:5])))
+        report.execution_time = time.perf_counter() - start
+        return report
     options = process_options(use_namespaces, limits, temp_root)
     student = RestartingSubmission(code.cells, **options)
     student.launch()
@@ -297,14 +315,15 @@ def print_report(report, file=sys.stdout):
     print(f"{'part':<{width}}  {'score':>9}  outcome", file=file)
     for part, score, outcome in rows:
         print(f"{part:<{width}}  {score:>9}  {outcome}", file=file)
-    stubs = {}
+    # One line per message of a part that many of its tests share (a stub, a refusal).
+    shared, lines = {}, []
     for test in report.tests:
-        if test.outcome == "not_attempted":
-            stubs.setdefault(test.part, {}).setdefault(test.message, None)
-        elif test.outcome not in ("passed", "manual"):
-            print(f"  - {test.name}: {test.message}", file=file)
-    for part, messages in stubs.items():
-        print(f"  - {part}: " + "; ".join(messages), file=file)
+        if test.outcome not in ("passed", "manual"):
+            shared.setdefault((test.part, test.message), []).append(test)
+    for (part, message), tests in shared.items():
+        lines.append(f"  - {tests[0].name}: {message}" if len(tests) == 1
+                     else f"  - {part} ({len(tests)} tests): {message}")
+    print("\n".join(lines), file=file)
     print(f"score {report.score:g} / {report.max_score:g} (written answers are graded by hand) "
           f"in {report.execution_time:.1f} s", file=file)
     for warning in report.warnings:

@@ -265,6 +265,20 @@ def grade_parts(parts, tests, student, reference, context, on_phase=None):
     return [result for part in parts for result in results[part.id]]
 
 
+def refuse_parts(parts, tests, signals):
+    """[TestResult] of a notebook that reaches into the grader (integrity.py): nothing of it
+    ran, and every test scores 0 with the first place named."""
+    message = f"not graded: the notebook {signals[0]}" + (
+        f" (and {len(signals) - 1} more such places)" if len(signals) > 1 else "")
+    results = []
+    for part in parts:
+        grader = PartGrader(part, tests.get(part.id, []), budgets_of(part.id), Context({}, set()))
+        for test in grader.tests + grader.budgets:
+            grader.record(test, "failed", message, {"mistake": "reaches into the grader"})
+        results += [grader.results[id(t)] for t in grader.tests + grader.budgets]
+    return results
+
+
 def diagnose(grader, test, student, graders):
     """Name the student's function at fault in a failed end-to-end test: run it again with
     the book's version of one suspect at a time (those whose own parts lost points first).

@@ -104,6 +104,11 @@ def cell_roles(source_notebook):
     return roles
 
 
+def given_sources(source_notebook):
+    """The sources of the instructor's given cells (restored into every submission)."""
+    return [cell.source for role, cell in cell_roles(source_notebook).values() if role == "given"]
+
+
 def submission_code(submission, source_notebook):
     """SubmissionCode for a submission (a notebook or a path) against the source notebook."""
     if not hasattr(submission, "cells"):
