@@ -48,9 +48,9 @@ def describe_run(kind, n, batch_size):
             + (f" (last {n % batch_size})" if n % batch_size else ""))
 
 
-def evaluate(student, kind, W, b, X, y, batch_size):
+def evaluate(student, kind, W, b, X, y, batch_size, grad_flips=False):
     """(the scenario's report, Verdict on the returned accuracy)."""
-    report = student.scenario("run_evaluate_accuracy", kind, W, b, X, y, batch_size)
+    report = student.scenario("run_evaluate_accuracy", kind, W, b, X, y, batch_size, grad_flips)
     records = batch_records(W, b, X, y, batch_size)
     correct, n = map(sum, zip(*records))
     what = describe_run(kind, n, batch_size)
@@ -83,15 +83,17 @@ def eval_mode(student, seed):
 
 
 def no_grad(student, seed):
+    """A net whose scores are negated while gradients are tracked: only an evaluation under
+    torch.no_grad() returns its accuracy (the call log only names what went wrong)."""
     X, y, W, b = linear_problem(seed, 100)
-    report, _ = evaluate(student, "function", W, b, X, y, 32)
-    recorded = sum(bool(call[1]) for call in report["calls"])
+    report, verdict = evaluate(student, "function", W, b, X, y, 32, grad_flips=True)
     what = "evaluate_accuracy of a net whose parameters require grad"
-    if recorded:
-        return Verdict(False, f"{what}: {recorded} of {len(report['calls'])} forward passes ran "
-                              f"with gradient tracking; this looks like {NO_NO_GRAD}",
-                       {"mistake": NO_NO_GRAD})
-    return Verdict(True, f"{what}: every forward pass ran under torch.no_grad()")
+    if verdict.passed:
+        return Verdict(True, f"{what}: its accuracy, as under torch.no_grad()")
+    if any(call[1] for call in report["calls"]):
+        return Verdict(False, f"{what}: the forward passes ran with gradient tracking; this "
+                              f"looks like {NO_NO_GRAD}", {"mistake": NO_NO_GRAD})
+    return verdict
 
 
 def images(seed, n=1000):

@@ -127,10 +127,11 @@ def judge_metrics(result, records, what):
                    details)
 
 
-def run(student, net_kind, updater_kind, seed, lr, dtype=torch.float64):
+def run(student, net_kind, updater_kind, seed, lr, dtype=torch.float64, eval_scale=1.0):
     """(the scenario's report, the data it was given) for one epoch on hidden data."""
     X, y, W, b = linear_problem(seed, N, dtype)
-    report = student.scenario("run_train_epoch", net_kind, updater_kind, W, b, X, y, BATCH, lr)
+    report = student.scenario("run_train_epoch", net_kind, updater_kind, W, b, X, y, BATCH, lr,
+                              eval_scale)
     return report, (W, b, X, y)
 
 
@@ -191,16 +192,20 @@ def updater_batch_sizes(student, seed):
 
 
 def training_mode(student, seed):
-    """A module arrives in eval mode (as evaluate_accuracy leaves it) and must train in training mode."""
-    report, _ = run(student, "module", "optimizer", seed, LR)
-    modes = [call[0] for call in report["calls"]]
+    """A module arrives in eval mode (as evaluate_accuracy leaves it) and must train in
+    training mode: in eval mode its scores are zero, so W and b would not learn (the call
+    log only names what went wrong)."""
+    report, (W, b, X, y) = run(student, "module", "optimizer", seed, LR, eval_scale=0.0)
+    expected, _ = replay_epoch(W, b, X, y, BATCH, LR)
     what = "train_epoch_ch3 with an nn.Module handed over in eval mode"
-    if not modes:
-        return Verdict(False, f"{what}: the net was never called")
-    if all(modes):
-        return Verdict(True, f"{what}: every forward pass ran in training mode")
-    return Verdict(False, f"{what}: {modes.count(False)} of {len(modes)} forward passes ran in eval "
-                          f"mode; this looks like {NO_TRAIN_MODE}", {"mistake": NO_TRAIN_MODE})
+    verdict = compare(flat(report["params"]), flat(expected), f"{what}: W and b after the epoch",
+                      torch.float64)
+    if verdict.passed:
+        return Verdict(True, f"{what}: it trained in training mode")
+    if not all(call[0] for call in report["calls"]):
+        return Verdict(False, f"{what}: forward passes ran in eval mode; this looks like "
+                              f"{NO_TRAIN_MODE}", {"mistake": NO_TRAIN_MODE})
+    return verdict
 
 
 TESTS = [
