@@ -18,9 +18,13 @@ FRAME_FUNCTIONS = {("sys", "_getframe"), ("sys", "_current_frames"), ("sys", "se
                    ("sys", "setprofile"), ("inspect", "currentframe"), ("inspect", "stack"),
                    ("inspect", "getouterframes"), ("inspect", "trace"), ("gc", "get_objects"),
                    ("gc", "get_referrers"), ("gc", "get_referents"), ("threading", "settrace"),
-                   ("importlib", "import_module"), ("importlib", "reload")}
-FRAME_ATTRIBUTES = {"f_back", "f_locals", "f_globals", "f_code", "tb_frame", "gi_frame",
-                    "cr_frame", "__closure__", "__globals__", "__builtins__", "__subclasses__"}
+                   ("importlib", "import_module"), ("importlib", "reload"),
+                   ("traceback", "extract_stack"), ("traceback", "walk_stack"),
+                   ("traceback", "format_stack"), ("traceback", "print_stack"),
+                   ("traceback", "walk_tb")}
+FRAME_ATTRIBUTES = {"f_back", "f_locals", "f_globals", "f_code", "tb_frame", "tb_next",
+                    "gi_frame", "cr_frame", "__traceback__", "__closure__", "__globals__",
+                    "__builtins__", "__subclasses__"}
 DYNAMIC_CODE = {"exec", "eval", "compile", "__import__", "breakpoint"}
 PATCHED_MODULES = {"torch", "builtins", "sys", "os", "nn", "F", "functional", "Tensor",
                    "np", "numpy", "math", "random"}

@@ -28,6 +28,9 @@ REACHING = {
     "ctypes": "import ctypes\n",
     "globals of a function": "def softmax(X):\n    g = softmax.__globals__\n",
     "importlib": "import importlib\nm = importlib.import_module('protocol')\n",
+    "the stack as text": "import traceback\ndef softmax(X):\n    s = traceback.extract_stack()\n",
+    "a traceback's frames": "def softmax(X):\n    try:\n        1 / 0\n    except Exception as e:\n"
+                            "        f = e.__traceback__\n",
 }
 
 
