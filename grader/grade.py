@@ -84,6 +84,7 @@ class RestartingSubmission:
         self.process = None
         self.load_failure = None
         self.substitutes = {}  # {name: the book's source} installed in the process now
+        self.modified_inputs = set()  # functions seen modifying their input (all processes)
         self.fashion_mnist_run = None  # the reference's, once recorded (see reference_run)
 
     def launch(self):
@@ -140,7 +141,11 @@ class RestartingSubmission:
         return self.running().data_dir
 
     def call(self, name, *args):
-        return self.running().call(name, *args)
+        process = self.running()
+        try:
+            return process.call(name, *args)
+        finally:
+            self.modified_inputs |= process.modified_inputs
 
     def has(self, name):
         return self.running().has(name)

@@ -216,9 +216,18 @@ class PartGrader:
             else:
                 self.run(budget, student, reference)
 
-    def finish(self):
+    def finish(self, modified_inputs=frozenset()):
         """[TestResult] in the part's order, once every test ran; a property scores only
-        beside a passed test of the same function that counts alone."""
+        beside a passed test of the same function that counts alone; a function seen
+        modifying its input in any call fails its inputs-unchanged test."""
+        for test in self.tests:
+            result = self.results[id(test)]
+            if test.inputs_unchanged and result.outcome == "passed" \
+                    and function_of(test) in modified_inputs:
+                result.outcome, result.score = "failed", 0.0
+                result.message = (f"{function_of(test)} modified a tensor argument in place "
+                                  "during another hidden test's call")
+                result.details["mistake"] = "modifies its input in place"
         for function in PARTS[self.part.id].functions:
             mine = [t for t in self.tests if function_of(t) == function]
             if any(self.results[id(t)].outcome in ("passed", "partial")
@@ -256,7 +265,8 @@ def grade_parts(parts, tests, student, reference, context, on_phase=None):
         for part in phase.parts:
             graders[part.id].run_budgets(student, reference)
             student.forget_if_killed()
-    results = {part_id: grader.finish() for part_id, grader in graders.items()}
+    results = {part_id: grader.finish(student.modified_inputs)
+               for part_id, grader in graders.items()}
     for grader in graders.values():
         for test in grader.tests:
             if test.end_to_end and grader.results[id(test)].outcome not in ("passed",

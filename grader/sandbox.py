@@ -269,6 +269,10 @@ class SubmissionProcess:
         self.workdir = None
         self.cell_errors = []
         self.loaded = False
+        self.last_reply = {}
+        self.modified_inputs = set()
+        """Functions seen modifying a tensor argument in place during a plain call (the
+        child's report: advisory, see docs/attacks.md)."""
 
     @property
     def data_dir(self):
@@ -369,7 +373,10 @@ class SubmissionProcess:
     # -- requests (the Student interface of grader.hidden) -------------------------
 
     def call(self, name, *args, timeout=None):
-        return self._request("call", [name, list(args)], timeout=timeout)
+        value = self._request("call", [name, list(args)], timeout=timeout)
+        if self.last_reply.get("modified"):
+            self.modified_inputs.add(name)
+        return value
 
     def has(self, name):
         return self._request("has", [name])
@@ -441,6 +448,7 @@ class SubmissionProcess:
             reply, reply_blobs = protocol.read_message(
                 _DeadlineReader(self.replies, time.monotonic() + (timeout or self.limits.call_seconds)))
             value = protocol.decode_value(reply.get("value"), reply_blobs)
+            self.last_reply = reply
         except TimeoutError:
             self.close()
             raise ChildTimeout(f"no answer within {timeout or self.limits.call_seconds:g} s") from None

@@ -91,6 +91,9 @@ class HiddenTest:
     """True for a test of the student's own functions working together (Fashion-MNIST):
     it runs before any book substitute is in the process, and `run(student, context)`
     also gets the judge's Context (the reference's run to compare with)."""
+    inputs_unchanged: bool = False
+    """True for the test that a function leaves its inputs unchanged: it fails too when any
+    other plain call of the function modified a tensor argument in place."""
     uses: tuple[str, ...] = ()
     """For an end-to-end test: the student's functions it exercises, the suspects when it
     fails."""
