@@ -1,2 +1,0 @@
-def find_violations(cells, forbidden):
-    return {}
