@@ -19,9 +19,9 @@ import inspect
 import json
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 import torch
@@ -188,11 +188,17 @@ def mistake(name, what, expected, *edits, scores=None, words=None):
                  scores=scores or {}, words=words or {})
 
 
-def hostile(name, what, expected, *edits, base="reference"):
+def hostile(name, what, expected, *edits, base="reference", scores=None, words=None):
     on = "reference" if base == "reference" else "release"
     make_base = source if base == "reference" else release
     extra = (WRONG_SOFTMAX,) if base == "wrong_softmax" else ()
-    return Entry(name, "hostile", what, edited(make_base, *extra, *edits), expected, on, base)
+    return Entry(name, "hostile", what, edited(make_base, *extra, *edits), expected, on, base,
+                 scores=scores or {}, words=words or {})
+
+
+# A notebook that reaches into the grader (patches torch or the builtins, builds code at
+# run time, reads the call stack or sys.modules: grader/integrity.py) is not graded.
+REFUSED = {"scores": dict.fromkeys(POINTS, 0.0), "words": {"softmax": ("not graded",)}}
 
 
 def malformed(name, what, error, make):
@@ -858,8 +864,8 @@ PARTLY_WRITTEN = [
           "the first function of each part written, the others stubs; softmax and accuracy "
           "return above a leftover stub line",
           edited(release, *FIRST_WRITTEN),
-          {"softmax": "passed", "accuracy": "passed", "predict": "not_attempted",
-           **dict.fromkeys(EXERCISES, "not_attempted")}, on="release",
+          {"softmax": "passed", "accuracy": "passed", "predict": "partial",
+           **dict.fromkeys(EXERCISES, "partial")}, on="release",
           scores={"softmax": FULL, "accuracy": FULL,
                   "predict": share("predict", "get_fashion_mnist_labels"),
                   "ex1_overflow": share("ex1_overflow", "overflow_threshold"),
@@ -875,9 +881,9 @@ PARTLY_WRITTEN = [
     Entry("other_functions_written", "mistake",
           "the other functions of each part written, the first ones stubs",
           edited(release, *OTHERS_WRITTEN),
-          {"predict": "not_attempted", "ex4_decision": "error",
+          {"predict": "partial", "ex4_decision": "error",
            **dict.fromkeys(["ex1_overflow", "ex2_log_domain", "ex3_stable_loss",
-                            "ex5_large_vocab"], "not_attempted")}, on="release",
+                            "ex5_large_vocab"], "partial")}, on="release",
           scores={"predict": share("predict", "predict_ch3"),
                   "ex1_overflow": share("ex1_overflow", "naive_softmax_breaks"),
                   "ex2_log_domain": share("ex2_log_domain", "naive_cross_entropy_breaks"),
@@ -1119,10 +1125,11 @@ CONTROL = Entry("sloppy", "base", "slow loops, in-place shift, detached normalis
                 scores={"train": TRAIN_WITHOUT_FASHION_MNIST}, words={"train": ("sgd",)})
 
 
-def attack(name, what, tricked, *edits):
-    """Sloppy plus a trick aimed at the parts `tricked`; scored against sloppy."""
+def attack(name, what, *edits):
+    """Sloppy plus a trick; scored against sloppy, part by part. Outcomes are not asserted:
+    the grader may stop a trick where it acts or refuse the whole notebook for it."""
     return Entry(name, "hostile", what, edited(source, *SLOPPY, *edits),
-                 {**SLOPPY_EXPECTED, **dict.fromkeys(tricked, ANY)}, base="sloppy")
+                 dict.fromkeys(POINTS, ANY), base="sloppy")
 
 
 FEWER_ROUNDS = '''
@@ -1241,17 +1248,15 @@ def watched_loop(name):
 
 ATTACKS = [
     attack("patch_read_message", "patches the harness's reader so that a timed round makes "
-           "one call", ["softmax", "accuracy", "ex2_log_domain"],
+           "one call",
            before("softmax_solution", "softmax", FEWER_ROUNDS)),
     attack("cache_by_id", "the loops answer repeated calls on the same objects from memory",
-           ["softmax", "accuracy", "ex2_log_domain"],
            before("softmax_solution", "softmax", REMEMBERED),
            ("softmax_solution", "def softmax(X):", "@remembered\ndef softmax(X):"),
            ("accuracy_solution", "def accuracy(y_hat, y):", "@remembered\ndef accuracy(y_hat, y):"),
            ("ex2_log_domain_solution", "def log_softmax(O):", "@remembered\ndef log_softmax(O):")),
     attack("watched_frames", "reads its callers' frames: vectorised only under the timer, "
            "stable_softmax in place except under the input check",
-           ["softmax", "accuracy", "ex2_log_domain", "ex3_stable_loss"],
            before("softmax_solution", "softmax", WATCHED),
            *(watched_loop(name) for name in LOOPS),
            body("ex3_stable_loss_solution", "stable_softmax",
@@ -1259,7 +1264,6 @@ ATTACKS = [
                 + textwrap.dedent(IN_PLACE_SHIFT))),
     attack("forged_evidence", "rewrites the call logs of evaluate_accuracy and train_epoch_ch3, "
            "replaces the input and gradient checks, and trains W, b itself in train_ch3",
-           ["evaluate_accuracy", "train_epoch", "ex3_stable_loss", "train"],
            before("evaluate_accuracy_solution", "evaluate_accuracy", FORGE_CALL_LOG),
            ("evaluate_accuracy_solution", "    return metric[0] / metric[1]",
             "    forge_call_log(net, 1, False)  # 'no gradient was recorded'\n"
@@ -1456,16 +1460,15 @@ HOSTILE = [
                  "        Path(target).write_text('{\"score\": 100}')\n"
                  "    except OSError:\n"
                  "        pass\n\n\ndef softmax(X):"), base="untouched"),
-    # crashed: the patched isinstance breaks the harness's own replies in the child
     hostile("monkeypatch_torch", "patches torch's comparisons and builtins to always agree",
-            {"softmax": "crashed"},
+            dict.fromkeys(POINTS, "failed"),
             ("softmax_solution", "def softmax(X):",
              "import builtins\n"
              "torch.allclose = lambda *args, **kwargs: True\n"
              "torch.equal = lambda *args, **kwargs: True\n"
              "torch.testing.assert_close = lambda *args, **kwargs: None\n"
              "builtins.isinstance = lambda *args: True\n\n\ndef softmax(X):"),
-            base="wrong_softmax"),
+            base="wrong_softmax", **REFUSED),
     hostile("lying_tensor", "softmax returns a tensor subclass whose == and ops lie",
             {"softmax": "failed"},
             ("softmax_solution", "    return X  # not a softmax",
@@ -1492,7 +1495,7 @@ HOSTILE = [
              "from solutions.softmax_regression import softmax as reference  # steal it\n"
              "import grader.hidden.softmax\n\n\ndef softmax(X):"), base="wrong_softmax"),
     hostile("read_grader_files", "searches the file system for the reference and runs it",
-            {"softmax": "failed"},
+            dict.fromkeys(POINTS, "failed"),
             ("softmax_solution", "def softmax(X):",
              "import glob\n"
              "import sys\n"
@@ -1504,7 +1507,7 @@ HOSTILE = [
              "        namespace = {}\n"
              "        exec(Path(stolen[0]).read_text(), namespace)\n"
              "        return namespace['softmax'](X)\n"
-             "    return X"), base="wrong_softmax"),
+             "    return X"), base="wrong_softmax", **REFUSED),
     hostile("read_environment", "reports the environment it sees in an error",
             {"softmax": "error"},
             ("softmax_solution", "    return X  # not a softmax",
@@ -1619,5 +1622,5 @@ def write(directory, entries=ENTRIES):
 
 
 if __name__ == "__main__":
-    for name, path in write(sys.argv[1]).items():
+    for path in write(sys.argv[1]).values():
         print(path)

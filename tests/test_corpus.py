@@ -11,10 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import corpus
 import psutil
 import pytest
 
-import corpus
 from grader.batch import content_key, grading_fingerprint
 from grader.notebook import find_parts, read_notebook
 from grader.sandbox import CGROUP_ROOTS
