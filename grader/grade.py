@@ -22,6 +22,7 @@ from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
 from .results import GradeReport, write_classroom, write_gradescope, write_junit, written_answer
 from .sandbox import ChildCrashed, ChildTimeout, LimitTooLow, Limits, SubmissionProcess
+from .secret import DEFAULT_SECRET, add_secret_argument, course_secret, submission_salt
 from .submission import submission_code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,7 @@ def add_arguments(parser):
                         help="the instructor's source notebook (default: the bundled assignment)")
     parser.add_argument("--no-namespaces", action="store_true",
                         help="do not use bubblewrap even where it works (for debugging)")
+    add_secret_argument(parser)
 
 
 def fashion_mnist_raw_dir():
@@ -186,13 +188,14 @@ def forget_if_killed(submission):
 
 
 def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits=None,
-                   reference=None, temp_root=None, record_history=False):
+                   reference=None, temp_root=None, record_history=False, secret=DEFAULT_SECRET):
     """GradeReport of one submission; an unreadable notebook gives a report with `error`.
 
     `reference` is a RestartingSubmission of the reference solution to reuse (a batch
     grades many submissions against one); without it one is started and closed here.
     `record_history` also records the reference's Fashion-MNIST history in the report,
-    for the feedback's training curves.
+    for the feedback's training curves. The hidden inputs are drawn with the salt of
+    `secret` (the course's, grader/secret.py) and the notebook's bytes.
     """
     start = time.perf_counter()
     source = read_notebook(source_path)
@@ -211,12 +214,14 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         # Only now: the submission's process imports torch (2 s) while the grader does.
         import torch
 
+        from .hidden.checks import use_salt
         from .judge import budgets_of, grade_budgets, grade_values, hidden_tests_by_part
 
         # The grader's own oracles work on small tensors: one thread is as fast, and
         # does not slow down when the submission's process keeps the other core busy.
         torch.set_num_threads(1)
         tests = hidden_tests_by_part()
+        use_salt(submission_salt(secret, Path(path).read_bytes()))
         if own_reference:
             # Needed only for the budgets, which are judged after every part's values:
             # it loads meanwhile, on the core that the grader and the submission,
@@ -300,8 +305,9 @@ def run(args):
     # Checked first: a mistake in these options should not cost a grading.
     gradebook = gradebook_target(args.nbgrader_db, args.student, args.assignment,
                                  args.source) if args.nbgrader_db else None
+    secret, _ = course_secret(args)
     report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces,
-                            record_history=bool(args.feedback))
+                            record_history=bool(args.feedback), secret=secret)
     print_report(report)
     write_reports(report, args)
     if report.error:
