@@ -2,7 +2,7 @@
 test_hidden_scenarios, which sends every value through the protocol's wire format):
 
 * inputs per submission: each salt draws other inputs, and no salt fails a correct
-  submission (the reference, and the other correct implementations of test_hidden_tests);
+  submission (the reference, and the other correct implementations of both test files);
 * no answers in feedback: a submission that returns slightly wrong results reads no
   expected value in any message or detail;
 * near-miss shapes earn half the points, with a message naming the shape;
@@ -25,7 +25,8 @@ import test_hidden_tests as numeric_tests
 from grader.hidden import StudentError, checks, gradients, manifest
 from grader.hidden import ex3_stable_loss, train
 from grader.secret import DEFAULT_SECRET, submission_salt
-from test_hidden_scenarios import FakeStudent, passed, reference_namespace
+from test_hidden_scenarios import (FakeStudent, passed, reference_namespace, variant,
+                                   with_mistake)
 
 TESTS = [test for test in numeric_tests.all_tests() + scenario_tests.ALL_TESTS
          if test.run is not train.fashion_mnist]
@@ -42,15 +43,6 @@ def one_thread():
 
 def failures(namespace, tests=TESTS):
     return [(t, r) for t, r in scenario_tests.outcomes(namespace, tests) if not passed(r)]
-
-
-def with_functions(**replacements):
-    """The reference with functions replaced, each rebound to the namespace as its globals."""
-    namespace = reference_namespace()
-    for name, function in replacements.items():
-        namespace[name] = types.FunctionType(function.__code__, namespace, name,
-                                             function.__defaults__)
-    return namespace
 
 
 # Inputs per submission.
@@ -84,26 +76,32 @@ def test_no_salt_fails_the_reference(index):
 
 
 def alternative_namespaces():
-    """The reference with the other correct implementations of test_hidden_tests: the first of
-    each function's in one namespace, the second ones in another."""
-    groups = [{}, {}]
-    for function, correct in numeric_tests.ALTERNATIVES:
+    """The reference with the other correct implementations of the tests: those of
+    test_hidden_tests (the first of each function's in one namespace, the second ones in
+    another) and, in the first, test_hidden_scenarios' mistaken functions set to make none."""
+    correct = "no mistake"
+    groups = [{"evaluate_accuracy": variant(scenario_tests.evaluate_with_mistake, correct),
+               "Accumulator": scenario_tests.accumulator_with(correct),
+               "sgd": variant(scenario_tests.sgd_with_mistake, correct),
+               "train_epoch_ch3": variant(scenario_tests.epoch_with_mistake, correct),
+               "train_ch3": variant(scenario_tests.train_with_mistake, correct),
+               "predict_ch3": variant(scenario_tests.predict_with_mistake, correct)}, {}]
+    for function, implementation in numeric_tests.ALTERNATIVES:
         group = groups[0] if function not in groups[0] else groups[1]
-        group[function] = correct
-    return [with_functions(**group) for group in groups]
+        group[function] = implementation
+    return [with_mistake(**group) for group in groups]
 
 
 @pytest.mark.parametrize("index", range(len(SALTS)))
 def test_no_salt_fails_another_correct_implementation(index):
     with checks.salted(SALTS[index]):
-        failing = [f for namespace in alternative_namespaces()
-                   for f in failures(namespace, numeric_tests.all_tests())]
+        failing = [f for namespace in alternative_namespaces() for f in failures(namespace)]
     assert not failing, scenario_tests.describe(failing)
 
 
 # No answers in feedback.
 
-SPECIFIC = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:e[-+]?\d+)?", re.IGNORECASE)
+NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:e[-+]?\d+)?", re.IGNORECASE)
 LOGS = {"calls", "in_list", "same_storage", "leaf", "requires_grad"}  # flags: left as they are
 
 
@@ -237,7 +235,7 @@ def leaks(text, expected, returned=(), inputs=(), label_lists=()):
     expected = torch.tensor(expected, dtype=torch.float64)
     excused = torch.tensor([*returned, *inputs], dtype=torch.float64)
     found = []
-    for match in SPECIFIC.finditer(text):
+    for match in NUMBER.finditer(text):
         token = match.group()
         digits, last = decimals(token)
         if digits >= (2 if last >= 0 else 3) and rounds(token, expected) \
@@ -318,7 +316,7 @@ def verdicts_of(namespace, part):
 @pytest.mark.parametrize("loss, shape", [(cross_entropy_by_gather, "[64, 1] instead of [64]"),
                                          (cross_entropy_as_row, "[1, 64] instead of [64]")])
 def test_right_values_in_a_near_miss_shape_earn_half(loss, shape):
-    results = verdicts_of(with_functions(cross_entropy=loss), "cross_entropy")
+    results = verdicts_of(with_mistake(cross_entropy=loss), "cross_entropy")
     assert all(isinstance(r, checks.Verdict) for _, r in results), scenario_tests.describe(results)
     halves = [r for _, r in results if r.credit == checks.NEAR_MISS_CREDIT]
     assert all(r.passed is False and r.details["mistake"].startswith("the right values in shape")
@@ -331,12 +329,12 @@ def test_right_values_in_a_near_miss_shape_earn_half(loss, shape):
 
 
 def test_a_column_near_miss_says_how_it_broadcasts():
-    results = verdicts_of(with_functions(cross_entropy=cross_entropy_by_gather), "cross_entropy")
+    results = verdicts_of(with_mistake(cross_entropy=cross_entropy_by_gather), "cross_entropy")
     assert any("[64, 1] - [64] broadcasts to [64, 64]" in r.message for _, r in results)
 
 
 def test_a_dropped_dimension_of_one_earns_half():
-    [(_, verdict)] = [(t, r) for t, r in verdicts_of(with_functions(
+    [(_, verdict)] = [(t, r) for t, r in verdicts_of(with_mistake(
         cross_entropy=cross_entropy_squeezed), "cross_entropy") if "single" in t.name]
     assert verdict.credit == checks.NEAR_MISS_CREDIT
     assert "shape [] instead of [1]" in verdict.message
@@ -347,7 +345,7 @@ def test_a_near_miss_shape_with_wrong_values_earns_nothing():
     def wrong_in_a_column(y_hat, y):
         return -torch.log(y_hat.gather(1, y.view(-1, 1)) + 0.1)
 
-    results = verdicts_of(with_functions(cross_entropy=wrong_in_a_column), "cross_entropy")
+    results = verdicts_of(with_mistake(cross_entropy=wrong_in_a_column), "cross_entropy")
     value_tests = [r for t, r in results if t.name.startswith(("float", "bfloat"))]
     assert value_tests and all(not r.passed and r.credit is None for r in value_tests)
 
@@ -357,7 +355,7 @@ def test_decisions_in_a_column_earn_half():
         confidence, label = probs.max(dim=1)
         return torch.where(confidence < threshold, -1, label).unsqueeze(1)
 
-    results = verdicts_of(with_functions(decide_with_reject=reject_in_a_column), "ex4_decision")
+    results = verdicts_of(with_mistake(decide_with_reject=reject_in_a_column), "ex4_decision")
     rejects = [r for t, r in results if t.name.startswith("decide_with_reject")]
     assert rejects and all(r.credit == checks.NEAR_MISS_CREDIT for r in rejects)
 
@@ -374,7 +372,7 @@ def expected_cost_in_float32(probs, cost):
 
 
 def test_float32_inside_a_float64_test_is_named():
-    results = verdicts_of(with_functions(log_softmax=log_softmax_via_float32), "ex2_log_domain")
+    results = verdicts_of(with_mistake(log_softmax=log_softmax_via_float32), "ex2_log_domain")
     named = [r for t, r in results if "float64" in t.name and not r.passed]
     assert named and all(checks.FLOAT32_PRECISION in r.message for r in named), \
         scenario_tests.describe(results)
@@ -382,7 +380,7 @@ def test_float32_inside_a_float64_test_is_named():
 
 
 def test_a_float32_result_of_a_float64_test_names_where_float32_comes_from():
-    results = verdicts_of(with_functions(expected_cost=expected_cost_in_float32), "ex4_decision")
+    results = verdicts_of(with_mistake(expected_cost=expected_cost_in_float32), "ex4_decision")
     [verdict] = [r for t, r in results if t.name.startswith("expected_cost: float64")]
     assert "returned dtype float32 for a float64 input" in verdict.message
     assert "torch.tensor(...)" in verdict.message and ".float()" in verdict.message
@@ -394,7 +392,7 @@ def stable_softmax_whole_sum(O):
 
 
 def test_a_stable_softmax_over_the_whole_matrix_is_named():
-    results = verdicts_of(with_functions(stable_softmax=stable_softmax_whole_sum),
+    results = verdicts_of(with_mistake(stable_softmax=stable_softmax_whole_sum),
                           "ex3_stable_loss")
     assert any(ex3_stable_loss.WHOLE_SUM in r.message for t, r in results
                if t.name.startswith("stable_softmax") and not r.passed), \
@@ -406,7 +404,7 @@ def cross_entropy_columns(y_hat, y):
 
 
 def test_a_gradient_test_of_the_wrong_shape_prints_shapes_not_values():
-    results = [(t, r) for t, r in verdicts_of(with_functions(cross_entropy=cross_entropy_columns),
+    results = [(t, r) for t, r in verdicts_of(with_mistake(cross_entropy=cross_entropy_columns),
                                               "cross_entropy") if "gradient" in t.name]
     assert len(results) == 2
     for _, verdict in results:
@@ -415,7 +413,7 @@ def test_a_gradient_test_of_the_wrong_shape_prints_shapes_not_values():
 
 
 def test_a_detached_loss_is_still_named():
-    results = [(t, r) for t, r in verdicts_of(with_functions(
+    results = [(t, r) for t, r in verdicts_of(with_mistake(
         cross_entropy=scenario_tests.cross_entropy_detached), "cross_entropy")
         if "gradient" in t.name]
     assert results and all(gradients.DETACHED in r.message for _, r in results)

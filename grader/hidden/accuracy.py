@@ -24,11 +24,16 @@ def scores(n, q, seed, dtype):
 
 
 def half_right(y_hat, seed):
-    """Labels [n]: the row's best class for about half of the rows, a random class otherwise."""
+    """Labels [n]: the row's best class for about half of the rows, another class otherwise;
+    the first row right and the last wrong, so that no constant count is ever right."""
     n, q = y_hat.shape
     best = y_hat.argmax(dim=1)
     right = torch.rand(n, generator=generator(seed)) < 0.5
-    return torch.where(right, best, labels(n, q, seed + 1))
+    right[0] = True
+    if n > 1:
+        right[-1] = False
+    other = (best + 1 + labels(n, q - 1, seed + 1)) % q
+    return torch.where(right, best, other)
 
 
 def count_correct(y_hat, y):

@@ -29,7 +29,7 @@ the result where the oracle is finite always fails.
 Inputs per submission
 ---------------------
 Every hidden input is drawn from its test's seed mixed with the grading's salt
-(`salted`; grade.py derives it from the course secret and the notebook's bytes):
+(`use_salt`; grade.py derives it from the course secret and the notebook's bytes):
 the same notebook always gets the same inputs and grade, another notebook (a
 resubmission) other ones, so values harvested from one grading say nothing about
 the next. Inputs written out in a test (the extremes of ±1e4, probabilities at
