@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .notebook import NotebookError, find_parts, read_notebook
+from .secret import DEFAULT_SECRET, add_secret_argument, course_secret, warn_if_default
 
 USER_ERRORS = (NotebookError, OSError)
 
@@ -43,6 +44,7 @@ def add_arguments(parser):
                         help="the class's grades (default: %(default)s)")
     parser.add_argument("--source", default=str(DEFAULT_SOURCE), metavar="NOTEBOOK",
                         help="the instructor's source notebook (default: the bundled assignment)")
+    add_secret_argument(parser)
 
 
 def submissions_in(directory):
@@ -52,10 +54,12 @@ def submissions_in(directory):
     return sorted(p for p in directory.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
-def grading_fingerprint(source):
-    """A hash of what decides a grade besides the notebook: the source notebook and the
-    grader's code (hidden tests, budgets), so a changed grader never reuses old reports."""
+def grading_fingerprint(source, secret=DEFAULT_SECRET):
+    """A hash of what decides a grade besides the notebook: the source notebook, the course
+    secret (the hidden inputs) and the grader's code (hidden tests, budgets), so a changed
+    grader never reuses old reports."""
     digest = hashlib.sha256(Path(source).read_bytes())
+    digest.update(hashlib.sha256(secret).digest())
     for path in sorted(Path(__file__).parent.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -93,7 +97,7 @@ def write_atomically(path, text):
 _worker_reference = None
 
 
-def _grade_in_worker(path, source, temp_root):
+def _grade_in_worker(path, source, temp_root, secret):
     """Grade one submission in a pool worker, reusing the worker's reference process."""
     from .grade import grade_notebook, reference_submission
     from .results import to_gradescope
@@ -104,7 +108,8 @@ def _grade_in_worker(path, source, temp_root):
             _worker_reference = reference_submission(source, temp_root=temp_root)
             # close it (and remove its files) when the pool ends this worker
             multiprocessing.util.Finalize(None, _worker_reference.close, exitpriority=10)
-        report = grade_notebook(path, source, reference=_worker_reference, temp_root=temp_root)
+        report = grade_notebook(path, source, reference=_worker_reference, temp_root=temp_root,
+                                secret=secret)
         if report.error:
             return {"error": report.error, "cache": True}
         return {"gradescope": to_gradescope(report),
@@ -121,7 +126,9 @@ def run(args):
     cache = cache_dir_for(args.out)
     cache.mkdir(parents=True, exist_ok=True)
     remove_leftovers_of_killed_runs(cache)
-    fingerprint = grading_fingerprint(args.source)
+    secret, own = course_secret(args)
+    warn_if_default("grade-batch", own)
+    fingerprint = grading_fingerprint(args.source, secret)
     keys = {path: content_key(path, fingerprint) for path in submissions}
     todo = [path for path in submissions if not (cache / f"{keys[path]}.json").exists()]
     cached = len(submissions) - len(todo)
@@ -134,7 +141,7 @@ def run(args):
             ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=context) as pool, \
             tqdm(total=len(submissions), initial=cached, desc="grading", unit="notebook",
                  file=sys.stderr, disable=None) as progress:
-        futures = {pool.submit(_grade_in_worker, str(path), args.source, temp_root): path
+        futures = {pool.submit(_grade_in_worker, str(path), args.source, temp_root, secret): path
                    for path in todo}
         for future in as_completed(futures):
             path = futures[future]

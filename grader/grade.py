@@ -24,6 +24,7 @@ from .notebook import NotebookError, find_parts, read_notebook
 from .results import GradeReport, one_line, write_classroom, write_gradescope, write_junit, written_answer
 from .sandbox import ChildCrashed, ChildTimeout, Limits, LimitTooLow, SubmissionProcess
 from .integrity import find_signals
+from .secret import DEFAULT_SECRET, add_secret_argument, course_secret, submission_salt
 from .submission import given_sources, submission_code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,7 @@ def add_arguments(parser):
                         help="the instructor's source notebook (default: the bundled assignment)")
     parser.add_argument("--no-namespaces", action="store_true",
                         help="do not use bubblewrap even where it works (for debugging)")
+    add_secret_argument(parser)
 
 
 def fashion_mnist_raw_dir():
@@ -221,11 +223,13 @@ def start_reference(cells, options):
 
 
 def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits=None,
-                   reference=None, temp_root=None):
+                   reference=None, temp_root=None, secret=DEFAULT_SECRET):
     """GradeReport of one submission; an unreadable notebook gives a report with `error`.
 
     `reference` is a RestartingSubmission of the reference solution to reuse (a batch
     grades many submissions against one); without it one is started and closed here.
+    The hidden inputs are drawn with the salt of `secret` (the course's, grader/secret.py)
+    and the notebook's bytes.
     """
     start = time.perf_counter()
     source = read_notebook(source_path)
@@ -262,6 +266,7 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         import torch
 
         from .from_scratch import find_violations
+        from .hidden.checks import use_salt
         from .hidden.manifest import PARTS
         from .judge import Context, grade_parts, hidden_tests_by_part
 
@@ -269,6 +274,7 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         # does not slow down when the submission's process keeps the other core busy.
         torch.set_num_threads(1)
         tests = hidden_tests_by_part()
+        use_salt(submission_salt(secret, Path(path).read_bytes()))
         if reference is None:
             # Needed only for the budgets and the end-to-end test, which are judged after
             # the first phase's values: it loads meanwhile.
@@ -357,7 +363,9 @@ def run(args):
     # Checked first: a mistake in these options should not cost a grading.
     gradebook = gradebook_target(args.nbgrader_db, args.student, args.assignment,
                                  args.source) if args.nbgrader_db else None
-    report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces)
+    secret, _ = course_secret(args)
+    report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces,
+                            secret=secret)
     print_report(report)
     write_reports(report, args)
     if report.error:
