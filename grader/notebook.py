@@ -16,7 +16,6 @@ import nbformat
 
 DEMO_TAG = "softgrade-demo"
 SOLUTION_SUFFIX = "_solution"
-STUB_LINE = "raise NotImplementedError()"
 TEXT_STUB = "YOUR ANSWER HERE"
 
 
@@ -125,10 +124,11 @@ def find_parts(notebook):
 
 
 def is_stub(cell):
-    """Whether a solution cell still holds a stub that the student has not replaced."""
-    if cell.cell_type == "markdown":
-        return cell.source.strip() in ("", TEXT_STUB)
-    return STUB_LINE in cell.source
+    """Whether a written answer (a Markdown cell) is still the release's placeholder.
+    Code is judged function by function, by grader/attempted.py."""
+    if cell.cell_type != "markdown":
+        raise TypeError("is_stub judges written answers; code: grader.attempted")
+    return cell.source.strip() in ("", TEXT_STUB)
 
 
 def cell_with_grade_id(notebook, grade_id):

@@ -11,7 +11,9 @@ top-level imports, functions and classes of every code cell, with a warning.
 import ast
 from dataclasses import dataclass, field
 
-from .notebook import SOLUTION_SUFFIX, is_demo, is_stub, nbgrader_metadata, read_submission
+from .attempted import live_stubs
+from .hidden.manifest import PARTS
+from .notebook import is_demo, nbgrader_metadata, read_submission
 
 
 @dataclass
@@ -20,8 +22,10 @@ class SubmissionCode:
 
     cells: list[str]
     """Code to run in the submission's process, in order."""
+    stub_functions: set[str] = field(default_factory=set)
+    """Functions and classes whose definition in force is still the release's stub."""
     stub_parts: set[str] = field(default_factory=set)
-    """Parts whose solution cell still holds the release's stub."""
+    """Parts all of whose functions are still stubs."""
     warnings: list[str] = field(default_factory=list)
     """How the submission departed from the release (for the report)."""
 
@@ -101,8 +105,6 @@ def submission_code(submission, source_notebook):
                 code.cells.append(source_cell.source)  # locked: the instructor's version
             elif role == "solution" and cell.cell_type == "code":
                 code.cells.append(cell.source)
-                if is_stub(cell):
-                    code.stub_parts.add(grade_id.removesuffix(SOLUTION_SUFFIX))
         elif cell.cell_type == "code" and not is_demo(cell):
             code.cells.append(definitions_only(cell.source))
     edited = [gid for gid in given_ids
@@ -111,7 +113,7 @@ def submission_code(submission, source_notebook):
     if edited:
         code.warnings.append("locked instructor cells were edited and have been restored: "
                              + ", ".join(edited))
-    return code
+    return with_stubs(code)
 
 
 def restructured_code(submission, roles, given_ids):
@@ -124,6 +126,12 @@ def restructured_code(submission, roles, given_ids):
         role = roles.get(grade_id, ("student", None))[0]
         if cell.cell_type == "code" and role not in ("given", "test", "demo") and not is_demo(cell):
             code.cells.append(definitions_only(cell.source))
-            if role == "solution" and is_stub(cell):
-                code.stub_parts.add(grade_id.removesuffix(SOLUTION_SUFFIX))
+    return with_stubs(code)
+
+
+def with_stubs(code):
+    """`code` with its stubs found, as `softgrade check` finds them (grader/attempted.py)."""
+    code.stub_functions = live_stubs(code.cells)
+    code.stub_parts = {part for part, spec in PARTS.items()
+                       if all(function in code.stub_functions for function in spec.functions)}
     return code
