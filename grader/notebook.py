@@ -83,7 +83,7 @@ def read_submission(path):
     notebook = read_notebook(path)
     language = (notebook.metadata.get("kernelspec", {}).get("language")
                 or notebook.metadata.get("language_info", {}).get("name") or "python")
-    if language.lower() != "python":
+    if str(language).lower() != "python":  # the schema leaves kernelspec.language untyped
         raise NotebookError(f"{path}: the notebook's kernel runs {language}; this assignment "
                             "is in Python")
     if not any(cell.cell_type == "code" for cell in notebook.cells):
