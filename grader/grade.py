@@ -18,11 +18,11 @@ from pathlib import Path
 
 from .feedback import write_feedback
 from .hidden import StudentError
-from .isolation import NotIsolated, choose_isolation
+from .isolation import CannotGrade, choose_isolation
 from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
 from .results import GradeReport, write_classroom, write_gradescope, write_junit, written_answer
-from .sandbox import ChildCrashed, ChildTimeout, LimitTooLow, Limits, SubmissionProcess
+from .sandbox import ChildCrashed, ChildTimeout, Limits, SubmissionProcess
 from .submission import submission_code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,8 @@ DEFAULT_SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regressi
 SCENARIO_SECONDS = 60.0  # scenarios may train for a few epochs
 
 # OSError covers DataNotFoundError (no Fashion-MNIST), a FileNotFoundError.
-USER_ERRORS = (NotebookError, GradebookError, LimitTooLow, OSError, NotIsolated)
+# CannotGrade: no isolation here (NotIsolated), a memory limit too low for torch (LimitTooLow).
+USER_ERRORS = (NotebookError, GradebookError, OSError, CannotGrade)
 
 DESCRIPTION = """\
 Grade one submitted notebook: its code runs in a sandboxed process, the hidden
@@ -191,8 +192,8 @@ def start_reference(cells, options, record_history=False):
     def load():
         try:
             reference.process.load()
-        except NotIsolated:
-            return  # the submission's own process fails the same check, in the main thread
+        except CannotGrade:
+            return  # the submission's own process fails the same way, in the main thread
         if record_history:
             recorded.append(reference_history(reference))
 

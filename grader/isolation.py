@@ -50,11 +50,15 @@ UNSAFE_WARNING = (f"{NOT_ISOLATED}: graded with --unsafe-no-sandbox, so the subm
 PROBE_SECONDS = 60.0
 
 
-class NotIsolated(BaseException):
-    """This machine cannot isolate a submission (the message is one line with the fix).
+class CannotGrade(BaseException):
+    """This machine or the grader's configuration is at fault, never the student: the
+    grading stops (exit 2 and one line; in a batch an error row that is not cached, so
+    the next run grades it again). A BaseException, like KeyboardInterrupt, so that the
+    `except Exception` of the paths that judge cannot take it for a verdict."""
 
-    A BaseException, like KeyboardInterrupt: it must stop the grading, never be taken
-    for a verdict on the student by the `except Exception` of the paths that judge."""
+
+class NotIsolated(CannotGrade):
+    """This machine cannot isolate a submission (the message is one line with the fix)."""
 
 
 @dataclass
@@ -238,6 +242,8 @@ def confirm(isolation, plan, result, pid):
     if arrived:
         checks["no_network"] = Check(CHECK_TITLES["no_network"], False,
                                      f"{' and '.join(arrived)} reached the grader")
+    elif checks["no_network"].passed:
+        checks["no_network"].detail += "; nothing reached the grader's ports"
     for name, problem in _outside_problems(isolation, pid).items():
         checks[name] = Check(CHECK_TITLES[name], False, problem)
     for name, check in checks.items():

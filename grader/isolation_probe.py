@@ -84,7 +84,7 @@ def no_network(tcp_port, udp_port, marker):
     except OSError as err:
         return [True, f"TCP: {tcp}; UDP: {type(err).__name__}"]
     # Sent: the grader tells whether it arrived (it does not in a network namespace).
-    return [True, f"TCP: {tcp}; UDP: sent, the grader checks it did not arrive"]
+    return [True, f"TCP: {tcp}; UDP: sent"]
 
 
 def no_signal(pids, grader_namespace):

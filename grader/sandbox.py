@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .confinement import DEVICES, READ_ONLY_SYSTEM, Confinement, FileAccess, interpreter_trees
-from .isolation import PROBE_SCRIPT, NotIsolated, choose_isolation, probe_plan, verify_child
+from .isolation import (PROBE_SCRIPT, CannotGrade, NotIsolated, choose_isolation, probe_plan,
+                        verify_child)
 
 NOBODY = 65534  # the child's uid inside bubblewrap's user namespace
 HERE = Path(__file__).resolve().parent
@@ -58,7 +59,7 @@ class ChildCrashed(Exception):
     """The child died or broke the protocol; it has been killed. The message says how."""
 
 
-class LimitTooLow(ChildCrashed):
+class LimitTooLow(CannotGrade):
     """The child could not even import torch under the memory limit: the grader's
     configuration is at fault, not the submission."""
 

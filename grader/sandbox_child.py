@@ -1,10 +1,10 @@
 """What runs inside the sandbox: executes a submission's cells and answers the
 grader's requests with plain data (see protocol.py).
 
-It is copied into the sandbox with protocol.py (and isolation_probe.py) and run as a script; it must not
-import the grader (which the sandbox cannot reach anyway). Everything here is
-the student's territory once the cells have run: the grader trusts no answer
-beyond "this is what the student's function returned".
+It is copied into the sandbox with protocol.py and isolation_probe.py and run as a
+script; it must not import the grader (which the sandbox cannot reach anyway).
+Everything here is the student's territory once the cells have run: the grader
+trusts no answer beyond "this is what the student's function returned".
 
     python -I sandbox_child.py REQUEST_FD REPLY_FD
 """
