@@ -11,6 +11,7 @@ import sys
 
 # name -> (module, one-line help), in the order users meet them.
 COMMANDS = {
+    "doctor": ("grader.doctor", "check that this machine can grade (run it first)"),
     "release": ("grader.release", "make the student notebook from the instructor's source notebook"),
     "check": ("grader.check", "check a notebook against its public tests (students)"),
     "grade": ("grader.grade", "grade one submission: hidden tests, budgets, reports"),

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from .feedback import write_feedback
 from .hidden import StudentError
+from .isolation import CannotGrade, choose_isolation
 from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
 from .results import GradeReport, one_line, write_classroom, write_gradescope, write_junit, written_answer
-from .sandbox import ChildCrashed, ChildTimeout, Limits, LimitTooLow, SubmissionProcess
+from .sandbox import ChildCrashed, ChildTimeout, Limits, SubmissionProcess
 from .integrity import find_signals
 from .secret import DEFAULT_SECRET, add_secret_argument, course_secret, submission_salt
 from .submission import given_sources, submission_code
@@ -32,7 +33,8 @@ DEFAULT_SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regressi
 SCENARIO_SECONDS = 60.0  # scenarios may train for a few epochs
 
 # OSError covers DataNotFoundError (no Fashion-MNIST), a FileNotFoundError.
-USER_ERRORS = (NotebookError, GradebookError, LimitTooLow, OSError)
+# CannotGrade: no isolation here (NotIsolated), a memory limit too low for torch (LimitTooLow).
+USER_ERRORS = (NotebookError, GradebookError, OSError, CannotGrade)
 
 DESCRIPTION = """\
 Grade one submitted notebook: its code runs in a sandboxed process, the hidden
@@ -40,7 +42,8 @@ tests and performance budgets judge each part, and a score table is printed.
 
 Exit code: 0 when grading completed (and the score reached --min-score, if
 given), 1 when the score is below --min-score, 2 when the notebook could not be
-graded at all; the reason is one line on stderr. A notebook that could not be
+graded at all, or when this machine cannot isolate it (`softgrade doctor` says
+why); the reason is one line on stderr. A notebook that could not be
 graded still gets the reports asked for (score 0, the reason in them), so CI and
 platforms always find a result; the nbgrader gradebook is then left as it was."""
 
@@ -66,9 +69,19 @@ def add_arguments(parser):
                         help="exit 1 unless the score is at least X")
     parser.add_argument("--source", default=str(DEFAULT_SOURCE), metavar="NOTEBOOK",
                         help="the instructor's source notebook (default: the bundled assignment)")
-    parser.add_argument("--no-namespaces", action="store_true",
-                        help="do not use bubblewrap even where it works (for debugging)")
+    add_isolation_arguments(parser)
     add_secret_argument(parser)
+
+
+def add_isolation_arguments(parser):
+    """The options of `grade` and `grade-batch` about isolating submissions."""
+    parser.add_argument("--no-namespaces", action="store_true",
+                        help="do not use bubblewrap even where it works (for debugging); the "
+                             "unprivileged fallback must then pass its checks")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grade even where isolation cannot be proven, with none: the "
+                             "submission could read the answers; every report says "
+                             "'not isolated'")
 
 
 def fashion_mnist_raw_dir():
@@ -172,19 +185,26 @@ class RestartingSubmission:
             self.process.close()
 
 
-def process_options(use_namespaces=True, limits=None, temp_root=None):
-    """How submission (and reference) processes are started."""
+def process_options(use_namespaces=True, limits=None, temp_root=None, unsafe=False,
+                    source_path=DEFAULT_SOURCE):
+    """How submission (and reference) processes are started; NotIsolated when this
+    machine cannot isolate them (and `unsafe` is not given)."""
     # 30 s for the cells: a correct notebook's take a few seconds, even with every core busy.
     limits = limits or Limits(call_seconds=10, load_seconds=30)
-    return {"use_namespaces": use_namespaces, "limits": limits,
-            "data_dir": fashion_mnist_raw_dir(), "temp_root": temp_root}
+    data_dir = fashion_mnist_raw_dir()
+    isolation = choose_isolation(use_namespaces, unsafe, data_dir,
+                                 (str(Path(source_path).resolve()),))
+    return {"isolation": isolation, "limits": limits, "data_dir": data_dir,
+            "temp_root": temp_root}
 
 
-def reference_submission(source_path=DEFAULT_SOURCE, use_namespaces=True, temp_root=None):
+def reference_submission(source_path=DEFAULT_SOURCE, use_namespaces=True, temp_root=None,
+                         unsafe=False):
     """A started RestartingSubmission of the source notebook's solutions (for batches)."""
     source = read_notebook(source_path)
-    reference = RestartingSubmission(submission_code(source, source).cells,
-                                     **process_options(use_namespaces, temp_root=temp_root))
+    options = process_options(use_namespaces, temp_root=temp_root, unsafe=unsafe,
+                              source_path=source_path)
+    reference = RestartingSubmission(submission_code(source, source).cells, **options)
     reference.running()
     return reference
 
@@ -213,8 +233,9 @@ def start_reference(cells, options):
     def load():
         try:
             reference.running()
-        except (ChildTimeout, ChildCrashed):
-            return  # its budgets and the end-to-end test say so
+        except (ChildTimeout, ChildCrashed, CannotGrade):
+            return  # its budgets and the end-to-end test say so; no isolation: the
+            # submission's own process fails the same way, in the main thread
         record_reference_run(reference)
 
     thread = threading.Thread(target=load, daemon=True)
@@ -223,8 +244,9 @@ def start_reference(cells, options):
 
 
 def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits=None,
-                   reference=None, temp_root=None, secret=DEFAULT_SECRET):
+                   reference=None, temp_root=None, secret=DEFAULT_SECRET, unsafe=False):
     """GradeReport of one submission; an unreadable notebook gives a report with `error`.
+    NotIsolated when this machine cannot isolate it (unless `unsafe`: see isolation.py).
 
     `reference` is a RestartingSubmission of the reference solution to reuse (a batch
     grades many submissions against one); without it one is started and closed here.
@@ -257,7 +279,9 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
                                + "; ".join(map(str, signals[:5])))
         report.execution_time = time.perf_counter() - start
         return report
-    options = process_options(use_namespaces, limits, temp_root)
+    options = process_options(use_namespaces, limits, temp_root, unsafe, source_path)
+    report.isolation = options["isolation"].description
+    report.warnings += options["isolation"].warnings
     student = RestartingSubmission(code.cells, **options)
     student.launch()
     reference_thread = None
@@ -305,8 +329,6 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
             report.reference_history = run["history"]
         elif run:
             report.warnings.append(run)
-        if student.process is not None:
-            report.warnings += student.process.isolation.warnings
     finally:
         student.close()
         if reference_thread is not None:
@@ -365,7 +387,7 @@ def run(args):
                                  args.source) if args.nbgrader_db else None
     secret, _ = course_secret(args)
     report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces,
-                            secret=secret)
+                            secret=secret, unsafe=args.unsafe_no_sandbox)
     print_report(report)
     write_reports(report, args)
     if report.error:

@@ -11,6 +11,9 @@ Everything goes through nbgrader's own API (`nbgrader.api.Gradebook`):
 3. each auto-graded part's grade cell (grade_id == part id) gets softgrade's score as
    its `auto_score`. Written answers (`exK_written`) are left alone: nbgrader created
    them without an auto score, needing a manual grade.
+4. a grading that was not isolated (--unsafe-no-sandbox) flags the submitted notebook
+   and says "not isolated" in the automatic comment of each of its solution cells, so
+   that formgrader shows it beside the scores.
 
 Grading the same student again updates the same grades (nbgrader's find / update calls),
 so nothing is duplicated. nbgrader is imported only here and only when a gradebook is
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import nbformat
 
+from .isolation import NOT_ISOLATED, UNSAFE_WARNING
 from .notebook import find_parts
 
 
@@ -94,7 +98,17 @@ def record_grades(report, target, source):
             grade.auto_score = scores[part][0]
             # As nbgrader's SaveAutoGrades: a grade a person already gave needs a new look.
             grade.needs_manual_grade = grade.manual_score is not None
+        if report.isolation == NOT_ISOLATED:
+            _flag_not_isolated(gradebook, target)
         gradebook.db.commit()
+
+
+def _flag_not_isolated(gradebook, target):
+    notebook = gradebook.find_submission_notebook(target.notebook, target.assignment,
+                                                  target.student)
+    notebook.flagged = True
+    for comment in notebook.comments:
+        comment.auto_comment = UNSAFE_WARNING
 
 
 def ensure_grade_cells(target, source, parts):

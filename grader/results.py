@@ -144,13 +144,16 @@ class GradeReport:
     execution_time: float = 0.0
     """Wall-clock seconds grading took."""
     warnings: list[str] = field(default_factory=list)
-    """Things the student or instructor should know: isolation reduced, notebook restructured..."""
+    """Things the student or instructor should know: not isolated, notebook restructured..."""
     error: str | None = None
     """Set when the submission could not be graded at all (e.g. unreadable file); one line."""
     reference_history: list | None = None
     """The reference solution's [(train_loss, train_acc, test_acc), ...] from the same
     Fashion-MNIST scenario as the student's training check, recorded during this grading
     for the feedback's curves; None when not asked for (it is no part of results.json)."""
+    isolation: str = ""
+    """How the submission's code was fenced in ("bubblewrap namespaces", ...), "not
+    isolated" under --unsafe-no-sandbox; empty when none of its code ran."""
 
     @property
     def score(self):
@@ -324,13 +327,16 @@ def to_gradescope(report):
             "tags": [t.part],
             "extra_data": _json_safe(extra),
         })
-    return {
+    results = {
         "score": report.score,
         "max_score": report.max_score,
         "execution_time": round(float(report.execution_time), 3),
         "output": summary(report),
         "tests": tests,
     }
+    if report.isolation:
+        results["extra_data"] = {"isolation": report.isolation}
+    return results
 
 
 def write_gradescope(report, path):

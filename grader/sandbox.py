@@ -1,20 +1,23 @@
 """Where a submission is executed: a fresh child process per submission (and per
-part after a crash), fenced in by every layer this machine allows.
+part after a crash), fenced in by layers that isolation.py has proven on this
+machine before any of the submission's code runs (it fails closed otherwise).
 
 Layers, outermost first:
-  1. bubblewrap namespaces (when they work here): no network, private pids, /tmp
-     and working directory, a read-only view of only the interpreter, its
-     packages and the system libraries: the grader's and the reference
-     solution's files do not exist inside, and no capabilities;
-  2. without namespaces, an unprivileged uid when the grader runs as root and
-     that uid can run the interpreter; otherwise a warning says isolation is
-     reduced to the limits below;
-  3. resource limits in the child (address space, CPU time, file size, no core
+  1. isolation, one of (isolation.py chooses, and probes every child):
+     a. bubblewrap namespaces: no network, private pids, /tmp and working
+        directory, a read-only view of only the interpreter, its packages and the
+        system libraries: the grader's and the reference solution's files do not
+        exist inside, and no capabilities;
+     b. where namespaces are blocked, the unprivileged fallback (confinement.py): a
+        uid of its own, Landlock (read only the interpreter, the system and the
+        data; write only its scratch; no TCP), a seccomp filter (no socket but a
+        UNIX one), no_new_privs;
+  2. resource limits in the child (address space, CPU time, file size, no core
      dumps), a fixed thread count, a minimal environment;
-  4. a pids cgroup where the grader may create one (root, cgroup v1 or v2): at most
-     PIDS_MAX processes, so a fork bomb fails inside the sandbox, and every process
+  3. a pids cgroup where the grader may create one (root, cgroup v1 or v2): at most
+     Limits.processes, so a fork bomb fails inside the sandbox, and every process
      the child started is killed with it, even one that left its process group;
-  5. a wall clock per request and a kill of the whole process group.
+  4. a wall clock per request and a kill of the whole process group.
 The verdict never depends on the child's word: it only returns plain data (see
 protocol.py), which the grader's hidden tests judge in the grader's process.
 """
@@ -31,12 +34,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-NOBODY = 65534
+from .confinement import DEVICES, READ_ONLY_SYSTEM, Confinement, FileAccess, interpreter_trees
+from .isolation import (PROBE_SCRIPT, CannotGrade, NotIsolated, choose_isolation, probe_plan,
+                        verify_child)
+
+NOBODY = 65534  # the child's uid inside bubblewrap's user namespace
 HERE = Path(__file__).resolve().parent
-CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py")
+CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py", PROBE_SCRIPT)
 INSIDE_DIR = "/submission"  # the harness's files, as the child sees them inside bubblewrap
 TMP_BYTES = 256 << 20  # the child's private /tmp (its working directory and HOME)
 DATA_INSIDE = "/data"  # the data directory, likewise
@@ -52,7 +59,7 @@ class ChildCrashed(Exception):
     """The child died or broke the protocol; it has been killed. The message says how."""
 
 
-class LimitTooLow(ChildCrashed):
+class LimitTooLow(CannotGrade):
     """The child could not even import torch under the memory limit: the grader's
     configuration is at fault, not the submission."""
 
@@ -76,57 +83,22 @@ class Limits:
     """Wall clock for one request, unless the request names its own."""
 
 
-@dataclass
-class Isolation:
-    """Which layers a child actually got."""
-
-    namespaces: bool
-    """bubblewrap: no network, private pids and files, grader files unreachable."""
-    unprivileged: bool
-    """The child runs as a uid other than root."""
-    process_limit: bool = False
-    """A pids cgroup bounds the child's processes and lets the grader kill all of them."""
-    warnings: list[str] = field(default_factory=list)
-    """What is missing, for the grader's report."""
-
-
 @functools.cache
-def bubblewrap_works():
-    """Whether bubblewrap can create its namespaces here (containers may forbid it)."""
-    if shutil.which("bwrap") is None:
-        return False
-    probe = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--cap-drop", "ALL",
-                            "--uid", str(NOBODY), "--gid", str(NOBODY), "true"],
-                           capture_output=True, timeout=30)
-    return probe.returncode == 0
-
-
-@functools.cache
-def nobody_can_run_python():
-    """Whether uid `nobody` can start this interpreter (it may live under a 0700 /root)."""
-    if os.geteuid() != 0:
-        return False
+def bubblewrap_attempt():
+    """(whether bubblewrap can create its namespaces here, the last line it printed).
+    Containers may forbid them (Docker's default seccomp profile, AppArmor)."""
     try:
-        probe = subprocess.run([sys.executable, "-I", "-c", "import torch"], capture_output=True,
-                               timeout=120, user=NOBODY, group=NOBODY, cwd="/")
-    except OSError:  # e.g. the interpreter under a 0700 /root: exec is refused
-        return False
-    return probe.returncode == 0
+        probe = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--cap-drop",
+                                "ALL", "--uid", str(NOBODY), "--gid", str(NOBODY), "true"],
+                               capture_output=True, timeout=30)
+    except OSError as err:
+        return False, err.strerror
+    said = probe.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+    return probe.returncode == 0, said[0][:200]
 
 
-def choose_isolation(use_namespaces=True):
-    process_limit = pids_cgroup_root() is not None
-    warnings = [] if process_limit else [
-        "no pids cgroup here: the number of processes a submission starts is not bounded"]
-    if use_namespaces and bubblewrap_works():
-        return Isolation(True, True, process_limit, warnings)
-    warnings.append("bubblewrap namespaces are not available here: the submission can reach "
-                    "the network and see other processes")
-    if os.geteuid() != 0 or nobody_can_run_python():
-        return Isolation(False, True, process_limit, warnings)
-    warnings.append("the submission runs as root (uid nobody cannot run this Python): it can "
-                    "read any file of this machine, the reference solution included")
-    return Isolation(False, False, process_limit, warnings)
+def bubblewrap_works():
+    return bubblewrap_attempt()[0]
 
 
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))  # v1, then v2
@@ -239,7 +211,7 @@ def bubblewrap_command(workdir, python_args, readonly_binds=()):
     return argv + ["--", *python_args]
 
 
-def _limit_child(limits, drop_to_nobody, cgroup):
+def _limit_child(limits, confinement, cgroup):
     """Runs in the child between fork and exec."""
     if cgroup is not None:
         cgroup.join()
@@ -247,23 +219,91 @@ def _limit_child(limits, drop_to_nobody, cgroup):
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if drop_to_nobody:
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+    if confinement is not None:
+        confinement.apply()
+
+
+SCRATCH = "scratch"  # the child's working directory, HOME and TMPDIR without bubblewrap
+
+
+def prepare_workdir(workdir, files):
+    """Fill a fresh folder with the harness `files` and the child's empty scratch.
+
+    Without namespaces the child (another uid) may list it (Python's imports do) and
+    read the harness, but write only in its scratch: so it can neither change the
+    harness nor replace the file its output goes to (by a link to a file only the
+    grader may read, say)."""
+    workdir.chmod(0o755)
+    for name in files:
+        shutil.copy(HERE / name, workdir / name)
+        (workdir / name).chmod(0o644)
+    (workdir / SCRATCH).mkdir(mode=0o700)
+
+
+def fallback_access(workdir, data_dir):
+    """What the unprivileged fallback lets a child read and write."""
+    devices = [*DEVICES, *map(str, sorted(Path("/dev").glob("nvidia*")))]
+    read = [*READ_ONLY_SYSTEM, *interpreter_trees(), str(workdir)]
+    return FileAccess(read=read + ([str(data_dir)] if data_dir else []),
+                      write=[str(workdir / SCRATCH)], devices=devices)
+
+
+def start_child(isolation, workdir, script_args, data_dir=None, limits=None, cgroup=None,
+                stdin=subprocess.DEVNULL, stdout=None, stderr=subprocess.STDOUT, pass_fds=()):
+    """Popen of `python -I -u SCRIPT ARGS...` (a file of `workdir`) under `isolation`,
+    the limits and the cgroup; `data_dir` is shown to it (at DATA_INSIDE in namespaces)."""
+    limits = limits or Limits()
+    scratch = workdir / SCRATCH
+    inside = INSIDE_DIR if isolation.namespaces else str(workdir)
+    python_args = [sys.executable, "-I", "-u", f"{inside}/{script_args[0]}", *script_args[1:]]
+    confinement, cwd = None, scratch
+    if isolation.namespaces:
+        binds = [(data_dir, DATA_INSIDE)] if data_dir else []
+        argv, cwd = bubblewrap_command(workdir, python_args, binds), workdir
+    elif isolation.mode == "unprivileged":
+        argv = python_args
+        confinement = Confinement(fallback_access(workdir, data_dir), scratch,
+                                  drop_to_uid=os.geteuid() == 0)
+    else:
+        argv = python_args
+    try:
+        return subprocess.Popen(
+            argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds, cwd=cwd,
+            start_new_session=True, env=child_environment(str(scratch)),
+            preexec_fn=functools.partial(_limit_child, limits, confinement, cgroup))
+    finally:
+        if confinement is not None:
+            confinement.close()
+
+
+def python_pid(process, script):
+    """The pid of the Python process running `script` for the Popen `process` (under
+    bubblewrap, a grandchild of it)."""
+    import psutil
+
+    root = psutil.Process(process.pid)
+    for candidate in [root, *root.children(recursive=True)]:
+        # bubblewrap's own processes carry the same command line as arguments
+        try:
+            if candidate.name() != "bwrap" and any(part.endswith(script)
+                                                   for part in candidate.cmdline()):
+                return candidate.pid
+        except psutil.Error:
+            continue
+    raise ChildCrashed("the submission's Python process is gone")
 
 
 class SubmissionProcess:
     """One running child holding a submission's definitions, answering requests."""
 
-    def __init__(self, cells, limits=None, use_namespaces=True, device="cpu", data_dir=None,
+    def __init__(self, cells, limits=None, isolation=None, device="cpu", data_dir=None,
                  temp_root=None):
         self.cells = list(cells)
         self.temp_root = temp_root
         self.host_data_dir = data_dir
         self.limits = limits or Limits()
         self.device = device
-        self.isolation = choose_isolation(use_namespaces)
+        self.isolation = isolation or choose_isolation(data_dir=data_dir)
         self.process = None
         self.cgroup = None
         self.workdir = None
@@ -295,37 +335,30 @@ class SubmissionProcess:
         --die-with-parent kills the child when the thread that started it ends.
         """
         self.workdir = Path(tempfile.mkdtemp(prefix="softgrade-", dir=self.temp_root))
-        for name in CHILD_FILES:
-            shutil.copy(HERE / name, self.workdir / name)
+        prepare_workdir(self.workdir, CHILD_FILES)
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         for fd in (request_write, reply_write):
             _widen_pipe(fd)
-        inside = INSIDE_DIR if self.isolation.namespaces else str(self.workdir)
-        python_args = [sys.executable, "-I", "-u", f"{inside}/sandbox_child.py",
-                       str(request_read), str(reply_write)]
-        drop = not self.isolation.namespaces and self.isolation.unprivileged and os.geteuid() == 0
-        if drop:
-            os.chown(self.workdir, NOBODY, NOBODY)
-        binds = [(self.host_data_dir, DATA_INSIDE)] if self.host_data_dir else []
-        argv = bubblewrap_command(self.workdir, python_args, binds) if self.isolation.namespaces \
-            else python_args
         self.output_path = self.workdir / "output.txt"
         self.cgroup = PidsCgroup(self.limits.processes) if self.isolation.process_limit else None
         with open(self.output_path, "wb") as output:
-            self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                pass_fds=(request_read, reply_write), cwd=self.workdir, start_new_session=True,
-                env=child_environment(str(self.workdir)),
-                preexec_fn=functools.partial(_limit_child, self.limits, drop, self.cgroup))
+            self.process = start_child(
+                self.isolation, self.workdir,
+                ["sandbox_child.py", str(request_read), str(reply_write)],
+                data_dir=self.host_data_dir, limits=self.limits, cgroup=self.cgroup,
+                stdout=output, pass_fds=(request_read, reply_write))
         os.close(request_read)
         os.close(reply_write)
         self.requests = os.fdopen(request_write, "wb", buffering=0)
         self.replies = reply_read
 
     def load(self):
-        """Run the submission's cells in the launched child (may run in another thread)."""
+        """Prove the launched child isolated (NotIsolated otherwise), then run the
+        submission's cells in it (may run in another thread)."""
         try:
+            if self.isolation.isolated:
+                self._verify_isolation()
             self.cell_errors = self._request("load", self.cells, timeout=self.limits.load_seconds)
         except ChildTimeout:
             raise ChildTimeout(f"the notebook's cells did not finish running within "
@@ -337,6 +370,16 @@ class SubmissionProcess:
             raise ChildCrashed(f"while running the notebook's cells, {crash}") from None
         self.loaded = True
         return self.cell_errors
+
+    def _verify_isolation(self):
+        """The probe of isolation.py, in this child, before any of the submission's code."""
+        plan = probe_plan(self.isolation, self.workdir, self.data_dir)
+        result = self._request("probe", [plan], timeout=self.limits.load_seconds)
+        try:
+            verify_child(self.isolation, plan, result, self._python_pid())
+        except NotIsolated:
+            self.close()
+            raise
 
     def close(self):
         """Kill the child's whole process group and remove its files."""
@@ -411,17 +454,8 @@ class SubmissionProcess:
         return (_status_kib(pid, "VmHWM") - before) * 1024
 
     def _python_pid(self):
-        """The pid of the Python process holding the submission (under bubblewrap, a
-        grandchild of the process the grader started)."""
-        import psutil
-
-        root = psutil.Process(self.process.pid)
-        for process in [root, *root.children(recursive=True)]:
-            # bubblewrap's own processes carry the same command line as arguments
-            if process.name() != "bwrap" and any(part.endswith("sandbox_child.py")
-                                                 for part in process.cmdline()):
-                return process.pid
-        raise ChildCrashed("the submission's Python process is gone")
+        """The pid of the Python process holding the submission."""
+        return python_pid(self.process, "sandbox_child.py")
 
     def timed_repeat(self, kind, name, key, times, timeout=None):
         """Run `name` (a 'call' or a 'scenario') `times` times on staged args.

@@ -1,10 +1,10 @@
 """What runs inside the sandbox: executes a submission's cells and answers the
 grader's requests with plain data (see protocol.py).
 
-It is copied into the sandbox with protocol.py and run as a script; it must not
-import the grader (which the sandbox cannot reach anyway). Everything here is
-the student's territory once the cells have run: the grader trusts no answer
-beyond "this is what the student's function returned".
+It is copied into the sandbox with protocol.py and isolation_probe.py and run as a
+script; it must not import the grader (which the sandbox cannot reach anyway).
+Everything here is the student's territory once the cells have run: the grader
+trusts no answer beyond "this is what the student's function returned".
 
     python -I sandbox_child.py REQUEST_FD REPLY_FD
 """
@@ -24,6 +24,7 @@ def main(request_fd, reply_fd):
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
+    import isolation_probe
     import protocol
     import scenarios
 
@@ -98,7 +99,9 @@ def main(request_fd, reply_fd):
         op = header.get("op")
         try:
             args = protocol.decode_value(header.get("args"), blobs)
-            if op == "load":
+            if op == "probe":  # the grader's isolation check, before any of the cells
+                reply({"ok": True}, isolation_probe.probe(args[0]))
+            elif op == "load":
                 cell_errors = []
                 for index, source in enumerate(args):
                     result = shell.run_cell(source, store_history=False)
