@@ -20,8 +20,7 @@ from nbclient.exceptions import DeadKernelError
 
 from .attempted import live_stubs, raised_in
 from .hidden.manifest import PARTS, function_points
-from .notebook import (NotebookError, find_parts, is_demo, is_stub, nbgrader_metadata,
-                       read_notebook)
+from .notebook import NotebookError, find_parts, is_demo, is_stub, nbgrader_metadata, read_notebook
 
 USER_ERRORS = (NotebookError, OSError)
 

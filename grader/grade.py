@@ -19,12 +19,13 @@ from pathlib import Path
 
 from .feedback import write_feedback
 from .hidden import StudentError
+from .hidden.manifest import PARTS
+from .integrity import find_signals
 from .isolation import CannotGrade, choose_isolation
 from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
 from .results import GradeReport, one_line, write_classroom, write_gradescope, write_junit, written_answer
 from .sandbox import ChildCrashed, ChildTimeout, Limits, SubmissionProcess
-from .integrity import find_signals
 from .secret import DEFAULT_SECRET, add_secret_argument, course_secret, submission_salt
 from .submission import given_sources, submission_code
 
@@ -100,6 +101,8 @@ class RestartingSubmission:
         self.load_failure = None
         self.substitutes = {}  # {name: the book's source} installed in the process now
         self.modified_inputs = set()  # functions seen modifying their input (all processes)
+        self.watched = set()  # from-scratch functions whose calls record what they reach
+        self.reached = {}  # {function: torch functions its calls reached (all processes)}
         self.fashion_mnist_run = None  # the reference's, once recorded (see reference_run)
 
     def launch(self):
@@ -158,9 +161,11 @@ class RestartingSubmission:
     def call(self, name, *args):
         process = self.running()
         try:
-            return process.call(name, *args)
+            return process.call(name, *args, watch=name in self.watched)
         finally:
             self.modified_inputs |= process.modified_inputs
+            for function, names in process.reached.items():
+                self.reached.setdefault(function, set()).update(names)
 
     def has(self, name):
         return self.running().has(name)
@@ -283,6 +288,7 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
     report.isolation = options["isolation"].description
     report.warnings += options["isolation"].warnings
     student = RestartingSubmission(code.cells, **options)
+    student.watched = {f for spec in PARTS.values() for f in spec.forbidden}
     student.launch()
     reference_thread = None
     try:
@@ -291,7 +297,6 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
 
         from .from_scratch import find_violations
         from .hidden.checks import use_salt
-        from .hidden.manifest import PARTS
         from .judge import Context, grade_parts, hidden_tests_by_part
 
         # The grader's own oracles work on small tensors: one thread is as fast, and
@@ -356,7 +361,8 @@ def print_report(report, file=sys.stdout):
     for (part, message), tests in shared.items():
         lines.append(f"  - {tests[0].name}: {message}" if len(tests) == 1
                      else f"  - {part} ({len(tests)} tests): {message}")
-    print("\n".join(lines), file=file)
+    if lines:
+        print("\n".join(lines), file=file)
     print(f"score {report.score:g} / {report.max_score:g} (written answers are graded by hand) "
           f"in {report.execution_time:.1f} s", file=file)
     for warning in report.warnings:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 from . import hidden
 from .budgets import BUDGETS, measure
+from .from_scratch import families_reached
+from .from_scratch import message as violation_message
 from .hidden import HiddenTest, StudentError
 from .hidden.manifest import PARTS, function_of, function_points
 from .results import TestResult
@@ -184,7 +186,7 @@ class PartGrader:
     def forbidden(self, function):
         """One line naming the forbidden calls `function` makes, or None."""
         found = self.context.violations.get(function)
-        return "; ".join(v.message for v in found) if found else None
+        return "; ".join(map(violation_message, found)) if found else None
 
     def run(self, test, student, reference=None):
         function = function_of(test)
@@ -216,10 +218,25 @@ class PartGrader:
             else:
                 self.run(budget, student, reference)
 
-    def finish(self, modified_inputs=frozenset()):
+    def finish(self, modified_inputs=frozenset(), reached=None):
         """[TestResult] in the part's order, once every test ran; a property scores only
         beside a passed test of the same function that counts alone; a function seen
-        modifying its input in any call fails its inputs-unchanged test."""
+        modifying its input in any call fails its inputs-unchanged test; one whose calls
+        reached a forbidden library function (the run-time signal) fails its tests."""
+        for function, families in PARTS[self.part.id].forbidden.items():
+            seen = {f: names for f, names in families_reached((reached or {}).get(function, ()))
+                    .items() if f in families}
+            if not seen or self.forbidden(function):
+                continue
+            names = sorted({n for found in seen.values() for n in found})
+            for test in self.tests + self.budgets:
+                result = self.results[id(test)]
+                if function_of(test) == function and result.outcome not in ("not_attempted",):
+                    result.outcome, result.score = "failed", 0.0
+                    result.message = (f"{function} reached {', '.join(names)} when it ran: the "
+                                      "task asks for it from scratch")
+                    result.details.update({"mistake": f"{function} is not written from scratch",
+                                           "forbidden": True})
         for test in self.tests:
             result = self.results[id(test)]
             if test.inputs_unchanged and result.outcome == "passed" \
@@ -265,7 +282,7 @@ def grade_parts(parts, tests, student, reference, context, on_phase=None):
         for part in phase.parts:
             graders[part.id].run_budgets(student, reference)
             student.forget_if_killed()
-    results = {part_id: grader.finish(student.modified_inputs)
+    results = {part_id: grader.finish(student.modified_inputs, student.reached)
                for part_id, grader in graders.items()}
     for grader in graders.values():
         for test in grader.tests:

@@ -38,12 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .confinement import DEVICES, READ_ONLY_SYSTEM, Confinement, FileAccess, interpreter_trees
-from .isolation import (PROBE_SCRIPT, CannotGrade, NotIsolated, choose_isolation, probe_plan,
-                        verify_child)
+from .isolation import PROBE_SCRIPT, CannotGrade, NotIsolated, choose_isolation, probe_plan, verify_child
 
 NOBODY = 65534  # the child's uid inside bubblewrap's user namespace
 HERE = Path(__file__).resolve().parent
-CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py", PROBE_SCRIPT)
+CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py", "watch.py", PROBE_SCRIPT)
 INSIDE_DIR = "/submission"  # the harness's files, as the child sees them inside bubblewrap
 TMP_BYTES = 256 << 20  # the child's private /tmp (its working directory and HOME)
 DATA_INSIDE = "/data"  # the data directory, likewise
@@ -311,6 +310,7 @@ class SubmissionProcess:
         self.loaded = False
         self.last_reply = {}
         self.modified_inputs = set()
+        self.reached = {}  # {function: torch functions its watched calls reached}
         """Functions seen modifying a tensor argument in place during a plain call (the
         child's report: advisory, see docs/attacks.md)."""
 
@@ -415,10 +415,15 @@ class SubmissionProcess:
 
     # -- requests (the Student interface of grader.hidden) -------------------------
 
-    def call(self, name, *args, timeout=None):
-        value = self._request("call", [name, list(args)], timeout=timeout)
+    def call(self, name, *args, timeout=None, watch=False):
+        """name(*args) in the child; with `watch`, the torch functions the call reached are
+        added to self.reached[name] (the child's report: advisory)."""
+        value = self._request("call", [name, list(args), watch], timeout=timeout)
         if self.last_reply.get("modified"):
             self.modified_inputs.add(name)
+        reached = self.last_reply.get("reached")
+        if watch and isinstance(reached, list):
+            self.reached.setdefault(name, set()).update(str(r) for r in reached)
         return value
 
     def has(self, name):

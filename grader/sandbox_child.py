@@ -20,13 +20,13 @@ HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def main(request_fd, reply_fd):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import torch
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
     import isolation_probe
     import protocol
     import scenarios
+    import torch
+    import watch
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
     torch.set_num_threads(1)
     requests = os.fdopen(request_fd, "rb", buffering=0)
@@ -121,8 +121,14 @@ def main(request_fd, reply_fd):
                     raise NameError(f"name {name!r} is not defined")
                 sent = [a.detach().clone() if isinstance(a, torch.Tensor) else None
                         for a in call_args]
-                result = namespace[name](*call_args)
-                reply({"ok": True, "modified": changed(sent, call_args)}, result)
+                if len(args) > 2 and args[2]:  # a from-scratch function: what did it reach?
+                    with watch.recording() as recorder:
+                        result = namespace[name](*call_args)
+                    reached = recorder.names()
+                else:
+                    result, reached = namespace[name](*call_args), None
+                reply({"ok": True, "modified": changed(sent, call_args), "reached": reached},
+                      result)
             elif op == "substitute":
                 # The book's code for functions of parts already judged, so that the tests
                 # of what calls them judge only the caller; None puts the student's back.

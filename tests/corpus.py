@@ -759,8 +759,11 @@ STUDENTS = [
     student("book_chapter_asserts_kept", "the book's chapter 3.6 with train_ch3's sanity asserts",
             BOOK + [definition("train_solution", "train_ch3",
                                BOOK_TRAIN + BOOK_ASSERTS + RETURN_HISTORY)],
-            {"train": "error"}, scores={"train": TRAIN_WITHOUT_FASHION_MNIST},
-            words={"train": ("assert",)}),
+            # The asserts hold only after ten epochs on Fashion-MNIST: every training test
+            # of the grader (3 epochs, toy data with half the test labels wrong) trips them.
+            # The task says to remove them; the feedback names them.
+            {"train": "error"}, scores={"train": 0.0},
+            words={"train": ("assert train_loss < 0.5", "ten epochs")}),
     student("d2l_en_edition", "the current d2l-en edition's idioms", D2L_EN),
     student("dive_into_dl_pytorch", "the Chinese port Dive-into-DL-PyTorch's idioms",
             DIVE_INTO_DL, {"cross_entropy": "failed"}, **GATHER_LOSS),

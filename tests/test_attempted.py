@@ -6,11 +6,11 @@ import json
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from test_release import RELEASE, SOURCE
+from test_source_notebook import REFERENCE_DEFINITIONS
 
 from grader.attempted import live_stubs, raised_in, stub_functions
 from grader.notebook import nbgrader_metadata
-from test_release import RELEASE, SOURCE
-from test_source_notebook import REFERENCE_DEFINITIONS
 
 RELEASE_STUB = '''\
 def softmax(X):

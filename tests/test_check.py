@@ -7,10 +7,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from grader.notebook import cell_with_grade_id, replace_in_cell
 from notebook_edits import fill_in, stub_out, write
 from test_source_notebook import CODE_PARTS, SOURCE, WRITTEN_PARTS
+
+from grader.notebook import cell_with_grade_id, replace_in_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = ROOT / "release" / "softmax_regression" / "softmax_regression.ipynb"

@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy
 import pytest
 from PIL import Image, ImageStat
+from test_results import SCRIPT, make_report
 
-from grader.feedback import (STUDENT_COLOUR, feedback_html, feedback_markdown, lost_parts,
-                             write_feedback)
+from grader.feedback import STUDENT_COLOUR, feedback_html, feedback_markdown, lost_parts, write_feedback
 from grader.guide import GUIDES, guide
 from grader.notebook import read_notebook
 from grader.results import GradeReport, TestResult, number_text, points_text, written_answer
-from test_results import SCRIPT, make_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"
@@ -238,7 +237,7 @@ def test_feedback_html_is_self_contained_and_escaped(tmp_path):
     page = parse(page_text)
     assert "script" not in page.tags                         # the message stayed text
     assert not {"link", "iframe", "object"} & set(page.tags)
-    for tag, name, value in page.attrs:                      # nothing loaded from elsewhere
+    for _tag, name, value in page.attrs:                      # nothing loaded from elsewhere
         assert name not in ("src", "href") or value.startswith(
             ("https://classic.d2l.ai/", "https://d2l.ai/", "#", "data:image/png;base64,")), value
     text = "".join(page.text)

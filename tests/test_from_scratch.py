@@ -6,15 +6,14 @@ idioms; the run-time recorder (grader/watch.py) sees the same families on real c
 import re
 import textwrap
 
+import corpus
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-import corpus
 from grader import from_scratch, watch
-from grader.from_scratch import (DYNAMIC, TOP_LEVEL, families_of, families_reached,
-                                 find_violations, message)
+from grader.from_scratch import DYNAMIC, TOP_LEVEL, families_of, families_reached, find_violations, message
 from grader.hidden.manifest import ALL_FAMILIES, LOSS_FAMILY, PARTS, SOFTMAX_FAMILY
 from grader.notebook import read_notebook
 from grader.submission import submission_code

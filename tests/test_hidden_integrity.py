@@ -18,15 +18,13 @@ import re
 import types
 
 import pytest
-import torch
-
 import test_hidden_scenarios as scenario_tests
 import test_hidden_tests as numeric_tests
-from grader.hidden import StudentError, checks, gradients, manifest
-from grader.hidden import ex3_stable_loss, train
+import torch
+from test_hidden_scenarios import FakeStudent, passed, reference_namespace, variant, with_mistake
+
+from grader.hidden import StudentError, checks, ex3_stable_loss, gradients, manifest, train
 from grader.secret import DEFAULT_SECRET, submission_salt
-from test_hidden_scenarios import (FakeStudent, passed, reference_namespace, variant,
-                                   with_mistake)
 
 TESTS = [test for test in numeric_tests.all_tests() + scenario_tests.ALL_TESTS
          if test.run is not train.fashion_mnist]

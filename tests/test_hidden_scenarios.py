@@ -18,8 +18,7 @@ import torch
 
 import grader.scenarios
 import solutions
-from grader.hidden import (StudentError, accumulator, evaluate_accuracy, gradients, predict, sgd,
-                           train, train_epoch)
+from grader.hidden import StudentError, accumulator, evaluate_accuracy, gradients, predict, sgd, train, train_epoch
 from grader.judge import Context
 from grader.protocol import decode_value, encode_value
 from solutions.data_files import find_fashion_mnist, raw_dir

@@ -11,9 +11,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.hidden import HiddenTest, StudentError, Verdict
-from grader.hidden import (accuracy, checks, cross_entropy, ex1_overflow, ex2_log_domain, ex3_stable_loss,
-                           ex4_decision, ex5_large_vocab, net, softmax)
+from grader.hidden import (
+    HiddenTest,
+    StudentError,
+    Verdict,
+    accuracy,
+    checks,
+    cross_entropy,
+    ex1_overflow,
+    ex2_log_domain,
+    ex3_stable_loss,
+    ex4_decision,
+    ex5_large_vocab,
+    net,
+    softmax,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = [softmax, net, cross_entropy, accuracy, ex1_overflow, ex2_log_domain, ex3_stable_loss,

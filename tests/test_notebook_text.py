@@ -5,11 +5,11 @@ import re
 
 import nbformat
 import pytest
+from test_source_notebook import SOURCE
 
 from grader.check import sections
 from grader.hidden.manifest import PARTS, function_points
 from grader.notebook import cell_with_grade_id, find_parts
-from test_source_notebook import SOURCE
 
 # How each library family of the from-scratch rule is spelled to students.
 SPELLINGS = {

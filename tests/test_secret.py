@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_edits import write
 
 from grader import gradescope_run
 from grader.batch import grading_fingerprint
@@ -20,9 +21,7 @@ from grader.grade import DEFAULT_SOURCE, grade_notebook, reference_submission
 from grader.gradescope_zip import build_zip
 from grader.notebook import replace_in_cell
 from grader.results import write_gradescope, write_junit
-from grader.secret import (DEFAULT_SECRET, ENVIRONMENT_VARIABLE, ZIP_NAME, SecretError,
-                           course_secret)
-from notebook_edits import write
+from grader.secret import DEFAULT_SECRET, ENVIRONMENT_VARIABLE, ZIP_NAME, SecretError, course_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "course-secret-7f3a9c51d2"

@@ -4,8 +4,9 @@ release), run in the grader's process, and reach the student's code only
 through a `Student` (calls whose arguments and results are plain data).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class StudentError(Exception):

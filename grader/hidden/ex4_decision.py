@@ -9,8 +9,17 @@ option, with thresholds that are exact in every dtype (0.375, 0.5, 0.625, 1).
 import torch
 
 from . import HiddenTest, Verdict
-from .checks import (TOLERANCES, compare, compare_labels, describe, failed, generator,
-                     near_miss_verdict, randn, tensor_problem)
+from .checks import (
+    TOLERANCES,
+    compare,
+    compare_labels,
+    describe,
+    failed,
+    generator,
+    near_miss_verdict,
+    randn,
+    tensor_problem,
+)
 
 PART = "ex4_decision"
 

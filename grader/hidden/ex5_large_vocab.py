@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from . import HiddenTest
-from .checks import (compare, describe, failed, labels, near_miss_verdict, passed, randn,
-                     tensor_problem, value_problem)
+from .checks import compare, describe, failed, labels, near_miss_verdict, passed, randn, tensor_problem, value_problem
 
 PART = "ex5_large_vocab"
 

@@ -18,8 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from . import HiddenTest, Verdict
-from .checks import (a_type, compare, describe, labels, near_miss, near_miss_shape, randn,
-                     shape_text)
+from .checks import a_type, compare, describe, labels, near_miss, near_miss_shape, randn, shape_text
 
 DETACHED = ("no gradient reaches the input: the result was cut from autograd's graph "
             "(.detach(), .item(), .numpy(), torch.tensor(...) or a torch.no_grad() block)")

@@ -7,8 +7,7 @@ naive definition is what is asked here; overflow is exercise 1's business.
 import torch
 
 from . import HiddenTest
-from .checks import (compare, describe, failed, near_miss_verdict, passed, randn, tensor_problem,
-                     value_problem)
+from .checks import compare, describe, failed, near_miss_verdict, passed, randn, tensor_problem, value_problem
 
 PART = "softmax"
 
