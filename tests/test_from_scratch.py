@@ -6,15 +6,14 @@ idioms; the run-time recorder (grader/watch.py) sees the same families on real c
 import re
 import textwrap
 
+import corpus
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-import corpus
 from grader import from_scratch, watch
-from grader.from_scratch import (DYNAMIC, TOP_LEVEL, families_of, families_reached,
-                                 find_violations, message)
+from grader.from_scratch import DYNAMIC, TOP_LEVEL, families_of, families_reached, find_violations, message
 from grader.hidden.manifest import ALL_FAMILIES, LOSS_FAMILY, PARTS, SOFTMAX_FAMILY
 from grader.notebook import read_notebook
 from grader.submission import submission_code
@@ -525,6 +524,19 @@ def test_hostile_or_broken_cells_never_raise(cells):
     found = find_violations([GIVEN, *cells], EVERY_RULE)
     assert set(found) == set(EVERY_RULE)
     assert all(isinstance(v, from_scratch.Violation) for vs in found.values() for v in vs)
+
+
+def test_aliases_that_double_at_every_step_stay_cheap():
+    lines = ["x0 = torch.softmax"] + [f"x{i} = x{i - 1} if X else x{i - 1}" for i in range(1, 60)]
+    code = "\n".join(lines) + "\ndef softmax(X):\n    return x59(X, 1)\n"
+    assert only(check(code, "softmax", SOFTMAX_FAMILY)).resolved == "torch.softmax"
+
+
+def test_intertwined_aliases_end_as_cannot_be_checked():
+    names = [f"a{i}" for i in range(12)]
+    lines = [f"{n} = " + " or ".join(m for m in names if m != n) for n in names]
+    code = "\n".join(lines) + "\ndef softmax(X):\n    return a0(X, 1)\n"
+    assert {v.family for v in check(code, "softmax", SOFTMAX_FAMILY)} == {DYNAMIC}
 
 
 def test_magics_keep_the_students_lines():
