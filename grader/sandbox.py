@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import cpu_clock
+
 NOBODY = 65534
 HERE = Path(__file__).resolve().parent
 CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py")
@@ -239,10 +241,11 @@ def bubblewrap_command(workdir, python_args, readonly_binds=()):
     return argv + ["--", *python_args]
 
 
-def _limit_child(limits, drop_to_nobody, cgroup):
+def _limit_child(limits, drop_to_nobody, cgroup, clock):
     """Runs in the child between fork and exec."""
     if cgroup is not None:
         cgroup.join()
+    clock.join()
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
@@ -266,6 +269,7 @@ class SubmissionProcess:
         self.isolation = choose_isolation(use_namespaces)
         self.process = None
         self.cgroup = None
+        self.cpu_clock = None
         self.workdir = None
         self.cell_errors = []
         self.loaded = False
@@ -308,12 +312,16 @@ class SubmissionProcess:
             else python_args
         self.output_path = self.workdir / "output.txt"
         self.cgroup = PidsCgroup(self.limits.processes) if self.isolation.process_limit else None
+        self.cpu_clock = cpu_clock.clock_for_child(self.cgroup and self.cgroup.path,
+                                                   self.isolation.namespaces)
         with open(self.output_path, "wb") as output:
             self.process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 pass_fds=(request_read, reply_write), cwd=self.workdir, start_new_session=True,
                 env=child_environment(str(self.workdir)),
-                preexec_fn=functools.partial(_limit_child, self.limits, drop, self.cgroup))
+                preexec_fn=functools.partial(_limit_child, self.limits, drop, self.cgroup,
+                                             self.cpu_clock))
+        self.cpu_clock = self.cpu_clock.verified(self.process.pid)
         os.close(request_read)
         os.close(reply_write)
         self.requests = os.fdopen(request_write, "wb", buffering=0)
@@ -348,6 +356,9 @@ class SubmissionProcess:
         if self.cgroup is not None:
             self.cgroup.kill_all()
             self.cgroup = None
+        if self.cpu_clock is not None:
+            self.cpu_clock.close()
+            self.cpu_clock = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -380,23 +391,34 @@ class SubmissionProcess:
     def scenario(self, name, *args, timeout=None):
         return self._request("scenario", [name, list(args)], timeout=timeout)
 
-    def stage(self, key, args):
-        """Keep `args` (a list) in the child under `key`, for timed repeats."""
-        self._request("stage", [key, list(args)])
+    def timed_round(self, kind, name, calls, timeout=None):
+        """Run `name` (a 'call' or a 'scenario') once on each argument list in `calls`, all
+        in one request. Returns a cpu_clock.Round: the CPU time the child's processes spent
+        on it, read from the kernel (the child's word is never asked), the wall time here,
+        and every call's result."""
+        if self.process is None:
+            raise ChildCrashed("the submission's process is not running")
+        pid = self.process.pid
+        cpu, start = self.cpu_clock.seconds(pid), time.perf_counter()
+        results = self._request("round", [kind, name, list(calls)], timeout=timeout, pooled=True)
+        wall = time.perf_counter() - start
+        return cpu_clock.Round(self.cpu_clock.seconds(pid) - cpu, wall, self.cpu_clock.resolution,
+                               self.cpu_clock.complete and self.device == "cpu", results)
 
-    def peak_memory(self, kind, name, key, timeout=None):
-        """Bytes by which one run of `name` on staged args raised the child's resident
-        memory, read by the grader from /proc (the child's word is never asked): the
-        kernel's high-water mark is reset just before the call and read just after.
-        None where this machine does not let the grader reset it."""
+    def peak_memory(self, kind, name, args, timeout=None):
+        """(bytes, result): by how much one run of `name` on `args`, which travel in the
+        same request, raised the child's resident memory, read by the grader from /proc
+        (the kernel's high-water mark is reset just before the request and read just
+        after), and the call's result. Bytes are None where this machine does not let
+        the grader reset the mark."""
         pid = self._python_pid()
         try:
             Path(f"/proc/{pid}/clear_refs").write_text("5")
             before = _status_kib(pid, "VmRSS")
         except OSError:
-            return None
-        self._request("repeat", [kind, name, key, 1], timeout=timeout)
-        return (_status_kib(pid, "VmHWM") - before) * 1024
+            before = None
+        result = self._request("round", [kind, name, [list(args)]], timeout=timeout)[0]
+        return None if before is None else (_status_kib(pid, "VmHWM") - before) * 1024, result
 
     def _python_pid(self):
         """The pid of the Python process holding the submission (under bubblewrap, a
@@ -411,17 +433,7 @@ class SubmissionProcess:
                 return process.pid
         raise ChildCrashed("the submission's Python process is gone")
 
-    def timed_repeat(self, kind, name, key, times, timeout=None):
-        """Run `name` (a 'call' or a 'scenario') `times` times on staged args.
-
-        Returns (wall seconds measured here, in the grader, around the whole request;
-        the digest of the last result). The child's own clock is never asked.
-        """
-        start = time.perf_counter()
-        digest = self._request("repeat", [kind, name, key, times], timeout=timeout)
-        return time.perf_counter() - start, digest
-
-    def _request(self, op, args, timeout=None):
+    def _request(self, op, args, timeout=None, pooled=False):
         # Imported here, not at the top: protocol imports torch, and processes are
         # launched before the grader imports it (see grade.py).
         from . import protocol
@@ -430,7 +442,8 @@ class SubmissionProcess:
         if self.process is None:
             raise ChildCrashed("the submission's process is not running")
         blobs = []
-        header = {"op": op, "args": protocol.encode_value(args, blobs), "device": self.device}
+        header = {"op": op, "args": protocol.encode_value(args, blobs), "device": self.device,
+                  "pooled": pooled}
         try:
             protocol.write_message(self.requests, header, blobs)
             reply, reply_blobs = protocol.read_message(
@@ -496,8 +509,8 @@ class _DeadlineReader:
     def __init__(self, fd, deadline):
         self.fd, self.deadline = fd, deadline
 
-    def read(self, n):
+    def readinto(self, buffer):
         remaining = self.deadline - time.monotonic()
         if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
             raise TimeoutError
-        return os.read(self.fd, n)
+        return os.readv(self.fd, [buffer])
