@@ -62,7 +62,7 @@ class Budget:
     against the student's two-level one); max_ratio below 1 is then a required speed-up."""
     reference_args: Callable[[list], list] | None = None
     """The reference function's inputs, made from the student's (same data, its layout)."""
-    hint: str = "look for a Python loop over examples (a torch call per row)"
+    hint: str = "look for a Python loop over examples (a torch call per example)"
     """What usually makes a submission miss this budget."""
     resource: str = "time"
     """'time', or 'memory': the peak resident memory one call adds beyond its inputs."""

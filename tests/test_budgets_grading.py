@@ -1,13 +1,16 @@
-"""The budgets, graded end to end: the book's idioms pass them, Python loops over examples
-fail them, and neither a patched harness nor a cache keyed by the argument's identity
-lets slow code pass."""
+"""The budgets as grading measures them: the book's idioms pass, Python loops over
+examples fail, and neither a patched harness nor a cache keyed by the argument's
+identity lets slow code pass."""
 
 import nbformat
 import pytest
 
 from grader.budgets import BUDGETS
-from grader.grade import grade_notebook
-from grader.notebook import replace_in_cell
+from grader.grade import (RestartingSubmission, grade_notebook, process_options,
+                          reference_submission)
+from grader.judge import run_one
+from grader.notebook import cell_with_grade_id, read_notebook, replace_in_cell
+from grader.submission import submission_code
 from notebook_edits import write
 from test_grade import SOURCE
 
@@ -88,7 +91,7 @@ LOOPS = [
         net.train()
     metric = Accumulator(3)
     for X, y in train_iter:
-        y_hat = torch.cat([net(X[i:i + 1]) for i in range(len(y))])  # one example at a time
+        y_hat = torch.cat([net(X[i:i + 1]) for i in range(len(y))])  # one at a time
         l = loss(y_hat, y)
         if isinstance(updater, torch.optim.Optimizer):
             updater.zero_grad()
@@ -169,8 +172,8 @@ def notebook(tmp_path, name, edits, prelude=""):
     nb = nbformat.read(SOURCE, as_version=4)
     for (grade_id, old), new in edits:
         replace_in_cell(nb, grade_id, old, new)
-    if prelude:
-        replace_in_cell(nb, "softmax_solution", "def softmax(X):", prelude + "\n\ndef softmax(X):")
+    cell = cell_with_grade_id(nb, "softmax_solution")  # the first solution cell
+    cell.source = prelude + "\n\n" + cell.source
     return write(nb, tmp_path / f"{name}.ipynb")
 
 
@@ -187,6 +190,10 @@ def cached(edits):
                                ("ex5_large_vocab_solution", "two_level_log_prob")]]
 
 
+CROSS_ENTROPY_BUDGET = next(f"{b.part}: {b.name}" for b in BUDGETS if b.part == "cross_entropy")
+EPOCH_BUDGET = next(f"{b.part}: {b.name}" for b in BUDGETS if b.part == "train_epoch")
+
+
 def budget_outcomes(report):
     """{budget's test name: (outcome, message)}."""
     names = {f"{b.part}: {b.name}" for b in BUDGETS}
@@ -194,15 +201,36 @@ def budget_outcomes(report):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("budgets")
-    notebooks = {
-        "book": notebook(folder, "book", BOOK),
-        "loops": notebook(folder, "loops", LOOPS),
-        "cached_loops": notebook(folder, "cached_loops", cached(LOOPS), ID_CACHE),
-        "patched_harness": notebook(folder, "patched_harness", LOOPS, PATCHED_HARNESS),
-    }
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("budgets")
+
+
+@pytest.fixture(scope="module")
+def graded(folder):
+    """Whole gradings of the book's code and of the loops. The loops leave train_epoch_ch3
+    alone here: looping over Fashion-MNIST's examples would take a minute of training."""
+    notebooks = {"book": notebook(folder, "book", BOOK),
+                 "loops": notebook(folder, "loops", [e for e in LOOPS if e[0] != TRAIN_EPOCH])}
     return {name: grade_notebook(path) for name, path in notebooks.items()}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    process = reference_submission()
+    yield process
+    process.close()
+
+
+def budgets_of(path, reference):
+    """{budget's test name: (outcome, message, details)} of every budget, measured as
+    grading does (judge.run_one) on the notebook's own process, without its value tests."""
+    source = read_notebook(SOURCE)
+    student = RestartingSubmission(submission_code(path, source).cells, **process_options())
+    try:
+        return {f"{b.part}: {b.name}": run_one(b, student, reference, stubbed=False)
+                for b in BUDGETS}
+    finally:
+        student.close()
 
 
 def test_the_books_code_passes_every_budget(graded):
@@ -212,35 +240,50 @@ def test_the_books_code_passes_every_budget(graded):
 
 
 def test_the_books_range_indexing_passes_cross_entropy_by_a_clear_margin(graded):
-    test = next(t for t in graded["book"].tests
-                if t.name.startswith("cross_entropy: cross_entropy"))
+    test = next(t for t in graded["book"].tests if t.name == CROSS_ENTROPY_BUDGET)
     assert test.outcome == "passed"
     assert test.details["ratio"] < test.details["budget"] / 2
 
 
 def test_python_loops_over_examples_fail_every_budget_they_meet(graded):
     outcomes = budget_outcomes(graded["loops"])
+    assert len(outcomes) == len(BUDGETS)
     assert {name: o for name, (o, _) in outcomes.items()} == dict.fromkeys(outcomes, "over_budget")
-    cross_entropy = next(t for t in graded["loops"].tests
-                         if t.name.startswith("cross_entropy: cross_entropy"))
+    cross_entropy = next(t for t in graded["loops"].tests if t.name == CROSS_ENTROPY_BUDGET)
     assert cross_entropy.details["ratio"] > 2 * cross_entropy.details["budget"]
 
 
 def test_the_loops_values_are_right_so_their_budgets_are_timed(graded):
-    """The controls' value tests pass: the budgets, not the values, fail them."""
-    for test in graded["loops"].tests:
-        if test.name not in budget_outcomes(graded["loops"]) and test.outcome != "manual":
-            assert test.outcome == "passed", (test.name, test.message)
+    """The control's value tests pass: the budgets, not the values, fail it."""
+    budgets = budget_outcomes(graded["loops"])
+    failures = [(t.name, t.message) for t in graded["loops"].tests
+                if t.name not in budgets and t.outcome not in ("passed", "manual")]
+    assert failures == []
+
+
+def test_a_python_loop_over_the_examples_of_a_batch_fails_the_epoch_budget(folder, reference):
+    path = notebook(folder, "epoch_loop", [e for e in LOOPS if e[0] == TRAIN_EPOCH])
+    outcome, message, details = budgets_of(path, reference)[EPOCH_BUDGET]
+    assert outcome == "over_budget", message
+    assert details["ratio"] > 2 * details["budget"]
 
 
 @pytest.mark.parametrize("attack", ["cached_loops", "patched_harness"])
-def test_an_attack_passes_no_budget_and_scores_no_more_than_the_plain_loops(graded, attack):
-    outcomes = budget_outcomes(graded[attack])
-    assert len(outcomes) == len(BUDGETS)
-    assert [name for name, (o, _) in outcomes.items() if o == "passed"] == []
-    assert graded[attack].score <= graded["loops"].score + 1e-9
+def test_an_attack_on_slow_code_passes_no_budget(folder, reference, attack):
+    edits, prelude = {"cached_loops": (cached(LOOPS), ID_CACHE),
+                      "patched_harness": (LOOPS, PATCHED_HARNESS)}[attack]
+    budgets = budgets_of(notebook(folder, attack, edits, prelude), reference)
+    assert {name: outcome for name, (outcome, _, _) in budgets.items() if outcome == "passed"} \
+        == {}
+    if attack == "patched_harness":  # the stale replies are caught by the check of results
+        messages = [message for _, message, _ in budgets.values()]
+        assert all("not timed: the result differs" in m for m in messages), messages
+    else:  # fresh inputs: the cache never hits, and the loops are timed as they are
+        assert {outcome for outcome, _, _ in budgets.values()} == {"over_budget"}
 
 
-def test_a_patched_harness_is_caught_by_the_check_of_every_result(graded):
-    messages = [m for _, m in budget_outcomes(graded["patched_harness"]).values()]
-    assert all("not timed: the result differs" in m for m in messages), messages
+def test_a_patched_harness_costs_right_code_its_budgets_too(folder, reference):
+    """The attack on the reference's own (fast) code: the check of results does not care
+    how fast a stale reply is."""
+    budgets = budgets_of(notebook(folder, "patched_reference", [], PATCHED_HARNESS), reference)
+    assert {outcome for outcome, _, _ in budgets.values()} == {"failed"}
