@@ -9,8 +9,8 @@ a cache keyed by identity or bytes never hits, and no work can be done before th
 request arrives); its cost is the CPU time the child's processes spent on it, read from
 the kernel (cpu_clock.py). Every call's result comes back and is compared with an
 oracle the grader computes with torch's own functions: a result that differs is "not
-timed", a failure, never a pass. Student and reference rounds alternate on the same
-inputs and each side's cheapest round counts. A first round each decides a clear pass
+timed", a failure, never a pass. Student and reference rounds run at the same time on
+the same inputs and each side's cheapest round counts. A first round each decides a clear pass
 (3x within the budget), two rounds a clear failure (3x past it); the others get five.
 """
 
@@ -105,46 +105,49 @@ class Batch:
 
     def __init__(self, budget, calls):
         self.budget, self.calls = budget, calls
-        self._expected = None
+        self._expected = []
 
-    def for_reference(self):
+    def for_reference(self, count):
         adapt = self.budget.reference_args
-        return [adapt(call) for call in self.calls] if adapt else self.calls
+        return [adapt(call) for call in self.calls[:count]] if adapt else self.calls[:count]
 
-    def agrees(self, results):
-        if self._expected is None:
-            self._expected = [self.budget.oracle(*call) for call in self.calls]
-        return len(results) == len(self.calls) and all(
+    def agrees(self, results, count):
+        """Whether `results` are the right ones of the first `count` calls."""
+        while len(self._expected) < count:
+            self._expected.append(self.budget.oracle(*self.calls[len(self._expected)]))
+        return len(results) == count and all(
             agrees(result, expected) for result, expected in zip(results, self._expected))
 
 
-def student_round(budget, student, batch, timeout):
-    """(the student's Round on the batch, whether every call's result agrees with the oracle's)."""
-    round_ = student.timed_round(budget.kind, budget.function, batch.calls, timeout=timeout)
-    return round_, batch.agrees(round_.results)
+def student_round(budget, student, batch, count, timeout):
+    """(the student's Round on the batch's first `count` calls, whether every result
+    agrees with the oracle's)."""
+    round_ = student.timed_round(budget.kind, budget.function, batch.calls[:count],
+                                 timeout=timeout)
+    return round_, batch.agrees(round_.results, count)
 
 
-def reference_round(budget, reference, batch):
-    """The reference's Round on the batch, in its own layout."""
+def reference_round(budget, reference, batch, count):
+    """The reference's Round on the batch's first `count` calls, in its own layout."""
     return reference.timed_round(budget.kind, budget.reference_function or budget.function,
-                                 batch.for_reference())
+                                 batch.for_reference(count))
 
 
 def check_reference(budget, batch, results):
     """Where the reference runs the student's function its results must be the oracle's:
     a difference is the grader's fault, never the student's."""
-    if budget.reference_function is None and not batch.agrees(results):
+    if budget.reference_function is None and not batch.agrees(results, len(results)):
         raise RuntimeError(f"the reference's result differs from the oracle's in "
                            f"{budget.name!r}: a grader bug")
 
 
-def both_rounds(budget, student, reference, batch, timeout):
-    """(student's Round, whether its results agree, reference's Round) on one batch, the two
-    processes working at the same time: each is charged only its own CPU time, and the
-    round takes half the wall time."""
+def both_rounds(budget, student, reference, batch, counts, timeout):
+    """(student's Round, whether its results agree, reference's Round) on one batch, with
+    `counts` (student's, reference's) calls, the two processes working at the same time:
+    each is charged only its own CPU time, and the round takes half the wall time."""
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(reference_round, budget, reference, batch)
-        student_side, right = student_round(budget, student, batch, timeout)
+        pending = pool.submit(reference_round, budget, reference, batch, counts[1])
+        student_side, right = student_round(budget, student, batch, counts[0], timeout)
         reference_side = pending.result()
     check_reference(budget, batch, reference_side.results)
     return student_side, right, reference_side
@@ -158,31 +161,33 @@ def measure(budget, student, reference):
     # One call each first: a warm-up (lazy initialisation, buffers) that also sizes the
     # rounds; the student's stops an endless call early.
     batch = inputs.batch(1)
-    once = reference_round(budget, reference, batch)
+    once = reference_round(budget, reference, batch, 1)
     check_reference(budget, batch, once.results)
-    target = max(TARGET_SECONDS, MIN_UNITS * once.resolution)
-    times = max(1, min(MAX_CALLS, math.ceil(target / max(once.seconds, 1e-6))))
     limit = max(2.0, 50 * budget.max_ratio * once.wall)
     try:
-        _, right = student_round(budget, student, batch, timeout=limit)
+        warm, right = student_round(budget, student, batch, 1, timeout=limit)
     except ChildTimeout:
         return over_budget(budget, math.inf, f"stopped after {limit:.1f} s")
     if not right:
         return differs(budget)
-    # Rounds of many calls each on fresh inputs; each side's cheapest round counts. A
+    # Rounds on fresh inputs, each side's holding as many calls as fill the target (a
+    # loop's take one); costs compare per call, and each side's cheapest round counts. A
     # first round decides a clear pass, two rounds a clear failure; the rest get ROUNDS.
+    target = max(TARGET_SECONDS, MIN_UNITS * once.resolution)
+    counts = [max(1, min(MAX_CALLS, math.ceil(target / max(r.seconds, 1e-6))))
+              for r in (warm, once)]
     student_costs, reference_costs = [], []
     for done in range(1, ROUNDS + 1):
-        timeout = STALL_SECONDS + limit * times
+        timeout = STALL_SECONDS + limit * counts[0]
         try:
-            student_side, right, reference_side = both_rounds(budget, student, reference,
-                                                              inputs.batch(times), timeout)
+            student_side, right, reference_side = both_rounds(
+                budget, student, reference, inputs.batch(max(counts)), counts, timeout)
         except ChildTimeout:
             return over_budget(budget, math.inf, f"a round stopped after {timeout:.0f} s")
         if not right:
             return differs(budget)
-        student_costs.append(student_side.seconds)
-        reference_costs.append(reference_side.seconds)
+        student_costs.append(student_side.seconds / counts[0])
+        reference_costs.append(reference_side.seconds / counts[1])
         ratio = min(student_costs) / max(min(reference_costs), 1e-9)
         if done == 1 and ratio < budget.max_ratio / CLEAR_FACTOR:
             return passed(budget, ratio, "one round")
@@ -218,9 +223,9 @@ def measure_memory(budget, student, reference, inputs):
             peak, result = process.peak_memory(budget.kind, budget.function, args, timeout)
             if process is reference:
                 check_reference(budget, batch, [result])
-            elif not batch.agrees([result]):
+            elif not batch.agrees([result], 1):
                 return differs(budget)
-            peaks.append(None if peak is None else max(0, peak - _tensor_bytes(args)))
+            peaks.append(None if peak is None else max(0, peak - _input_bytes(args)))
     if None in reference_peaks + student_peaks:
         return Verdict(True, "not measured: this machine does not let the grader reset a "
                              "process's peak memory", {"budget": budget.max_ratio})
@@ -235,7 +240,7 @@ def measure_memory(budget, student, reference, inputs):
                          f"(budget {budget.max_ratio:g}x)", details)
 
 
-def _tensor_bytes(args):
+def _input_bytes(args):
     """Bytes of the tensors among a call's arguments: resident in the child before the
     call runs, on both sides alike."""
     return sum(a.numel() * a.element_size() for a in args if isinstance(a, torch.Tensor))

@@ -400,7 +400,10 @@ class SubmissionProcess:
             raise ChildCrashed("the submission's process is not running")
         pid = self.process.pid
         cpu, start = self.cpu_clock.seconds(pid), time.perf_counter()
-        results = self._request("round", [kind, name, list(calls)], timeout=timeout, pooled=True)
+        # The child reads a round's inputs into buffers it reuses (fresh pages would cost
+        # as much as the calls); peak_memory's must be fresh, and are subtracted.
+        results = self._request("round", [kind, name, list(calls)], timeout=timeout,
+                                pooled=True)
         wall = time.perf_counter() - start
         return cpu_clock.Round(self.cpu_clock.seconds(pid) - cpu, wall, self.cpu_clock.resolution,
                                self.cpu_clock.complete and self.device == "cpu", results)

@@ -3,6 +3,7 @@ child's known work (in its threads and processes too, after they exit) and ~0 fo
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,30 @@ def test_this_machine_gets_a_complete_clock_when_it_can_make_cgroups():
             assert clock.complete and clock.resolution <= 1e-6
     finally:
         clock.close()
+
+
+def test_a_budget_is_measured_on_the_proc_clock_where_no_cgroup_can_be_made(monkeypatch):
+    """Rounds then last at least 20 clock ticks, and cost the longer of CPU and wall time
+    outside a pid namespace: the same code still passes, a row loop still fails."""
+    from grader import cpu_clock
+    from grader.budgets import BUDGETS, measure
+
+    monkeypatch.setattr(cpu_clock, "CPUACCT_ROOT", Path("/nonexistent"))
+    monkeypatch.setattr(cpu_clock, "_cgroup2_roots", lambda: [])
+    vectorised = ("import torch\ndef softmax(X):\n"
+                  "    e = torch.exp(X)\n    return e / e.sum(1, keepdim=True)\n")
+    looped = ("import torch\ndef softmax(X):\n"
+              "    return torch.stack([torch.exp(r) / torch.exp(r).sum() for r in X])\n")
+    budget = next(b for b in BUDGETS if b.part == "softmax")
+    processes = [SubmissionProcess([code]) for code in (vectorised, vectorised, looped)]
+    try:
+        for process in processes:
+            process.start()
+            assert process.cpu_clock.source == "/proc"
+        reference, same, loop = processes
+        assert measure(budget, same, reference).passed
+        verdict = measure(budget, loop, reference)
+        assert not verdict.passed and verdict.details.get("over_budget")
+    finally:
+        for process in processes:
+            process.close()
