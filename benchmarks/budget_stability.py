@@ -1,7 +1,7 @@
 """Budget stability: grade the reference notebook N times while another process keeps
 a core busy and count budgets that fail (the reference must pass every time); grade a
-submission whose softmax and accuracy loop over the rows in Python as often, and count
-the times those two budgets pass (a loop must fail every time).
+submission whose softmax, cross_entropy and accuracy loop over the rows in Python as
+often, and count the times those three budgets pass (a loop must fail every time).
 
     .venv/bin/python benchmarks/budget_stability.py [--runs 20]
 """
@@ -28,12 +28,17 @@ LOOPS = [
         row = torch.exp(X[i])
         out[i] = row / row.sum()
     return out"""),
+    ("cross_entropy_solution", """    rows = torch.arange(y_hat.shape[0], device=y_hat.device)
+    return -torch.log(y_hat[rows, y])""", """    if len(y) == 0:
+        return y_hat.new_zeros(0)
+    return torch.stack([-torch.log(y_hat[i, y[i]]) for i in range(len(y))])"""),
     ("accuracy_solution", """    cmp = y_hat.type(y.dtype) == y
     return float(cmp.type(y.dtype).sum())""", """    correct = 0.0
     for predicted, label in zip(y_hat, y):
         correct += float(predicted.type(y.dtype) == label)
     return correct"""),
 ]
+LOOPED_PARTS = ("softmax", "cross_entropy", "accuracy")
 
 
 def loopy_notebook(folder):
@@ -50,8 +55,8 @@ def spin():
         pass
 
 
-def t_is_loop_budget(test):
-    return test.part in ("softmax", "accuracy") and "ratio" in test.details
+def is_loop_budget(test):
+    return test.part in LOOPED_PARTS and "budget" in test.details
 
 
 def ratio_of(test):
@@ -70,10 +75,10 @@ def main():
     try:
         for run in range(args.runs):
             looped = grade_notebook(loops)
-            loops_passed += sum(1 for t in looped.tests if t.part in ("softmax", "accuracy")
-                                and "budget" in t.details and t.outcome == "passed")
+            loops_passed += sum(1 for t in looped.tests
+                                if is_loop_budget(t) and t.outcome == "passed")
             for test in looped.tests:
-                if t_is_loop_budget(test):
+                if is_loop_budget(test) and "ratio" in test.details:
                     ratios.setdefault("loop " + test.name, []).append(ratio_of(test))
             report = grade_notebook(SOURCE)
             for test in report.tests:
@@ -91,7 +96,8 @@ def main():
         folder.cleanup()
     print(f"{args.runs} gradings of the reference with one core busy: {budget_failures} budget "
           f"failures, {other_failures} other failures; {args.runs} gradings of Python loops in "
-          f"softmax and accuracy: {loops_passed} of {2 * args.runs} loop budgets passed")
+          f"{', '.join(LOOPED_PARTS)}: {loops_passed} of {len(LOOPED_PARTS) * args.runs} "
+          f"loop budgets passed")
     for name, values in ratios.items():
         print(f"  {name}: ratio min {min(values):.2f}, max {max(values):.2f}")
 

@@ -176,14 +176,11 @@ class RestartingSubmission:
     def scenario(self, name, *args):
         return self.running().scenario(name, *args, timeout=SCENARIO_SECONDS)
 
-    def stage(self, key, args):
-        self.running().stage(key, args)
+    def timed_round(self, kind, name, calls, timeout=None):
+        return self.running().timed_round(kind, name, calls, timeout=timeout)
 
-    def timed_repeat(self, kind, name, key, times, timeout=None):
-        return self.running().timed_repeat(kind, name, key, times, timeout=timeout)
-
-    def peak_memory(self, kind, name, key, timeout=None):
-        return self.running().peak_memory(kind, name, key, timeout=timeout)
+    def peak_memory(self, kind, name, args, timeout=None):
+        return self.running().peak_memory(kind, name, args, timeout=timeout)
 
     def close(self):
         if self.process is not None:

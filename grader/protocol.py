@@ -14,6 +14,7 @@ This file is also copied into the sandbox and imported there by
 
 import json
 import struct
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -37,10 +38,17 @@ class ProtocolError(Exception):
 
 
 def _tensor_bytes(tensor):
+    """The tensor's values as raw bytes, in row-major order, from a fresh copy: a view of
+    any strides (one element with a stride of 2, a transpose, an expansion), a conjugate
+    or negative view, a sparse tensor: whatever the student's code returns travels."""
     # Read the storage without calling methods a subclass may override.
     with torch._C.DisableTorchFunctionSubclass():
-        plain = tensor.detach().to("cpu").contiguous()
-        return plain.reshape(-1).view(torch.uint8).numpy().tobytes()
+        source = tensor.detach()
+        if source.layout != torch.strided:
+            source = source.to_dense()
+        # copy_ resolves the conjugate and negative bits; a fresh tensor has unit strides
+        plain = torch.empty(source.shape, dtype=source.dtype).copy_(source)
+        return memoryview(plain.reshape(-1).view(torch.uint8).numpy())
 
 
 def encode_value(value, blobs):
@@ -52,7 +60,11 @@ def encode_value(value, blobs):
     if isinstance(value, torch.dtype):
         return {"__dtype__": str(value).removeprefix("torch.")}
     if isinstance(value, torch.Tensor):
-        blobs.append(_tensor_bytes(value))
+        try:
+            blobs.append(_tensor_bytes(value))
+        except (RuntimeError, TypeError, NotImplementedError) as err:  # e.g. a meta tensor
+            return {"__foreign__": f"{type(value).__module__}.{type(value).__qualname__}",
+                    "summary": f"a tensor that cannot be read ({err})"[:200]}
         with torch._C.DisableTorchFunctionSubclass():
             return {"__tensor__": len(blobs) - 1, "dtype": str(value.dtype).removeprefix("torch."),
                     "shape": list(value.shape), "device": str(value.device),
@@ -83,8 +95,9 @@ def _decode_tensor(header, blobs):
         raise ProtocolError(f"tensor of shape {shape} and {dtype} cannot hold {len(data)} bytes")
     if numel == 0:
         tensor = torch.empty(shape, dtype=dtype)
-    else:
-        tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8).view(dtype).reshape(shape)
+    else:  # a message's blob is its own buffer: the tensor takes it over, no copy
+        buffer = data if isinstance(data, (bytearray, memoryview)) else bytearray(data)
+        tensor = torch.frombuffer(buffer, dtype=torch.uint8).view(dtype).reshape(shape)
     return tensor.requires_grad_(bool(header.get("requires_grad"))) if dtype.is_floating_point \
         else tensor
 
@@ -120,33 +133,43 @@ def write_message(stream, header, blobs=()):
     body = json.dumps({**header, "blob_count": len(blobs)}).encode()
     parts = [_LENGTH.pack(len(body)), body]
     for blob in blobs:
-        parts += [_LENGTH.pack(len(blob)), blob]
-    stream.write(b"".join(parts))
+        parts += [_LENGTH.pack(memoryview(blob).nbytes), blob]
+    for part in parts:  # not joined first: a round's inputs are tens of MiB
+        _write_all(stream, part)
     stream.flush()
 
 
-def _read_exactly(stream, n):
-    chunks, remaining = [], n
-    while remaining:
-        chunk = stream.read(remaining)
-        if not chunk:
+def _write_all(stream, data):
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[stream.write(view):]
+
+
+def _read_exactly(stream, n, buffer=None):
+    """n bytes into `buffer` (writable, n bytes long) or a new bytearray: a tensor may
+    take it over without a copy."""
+    buffer = bytearray(n) if buffer is None else buffer
+    view, done = memoryview(buffer), 0
+    while done < n:
+        count = stream.readinto(view[done:])
+        if not count:
             raise EOFError("the other side closed the channel")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+        done += count
+    return buffer
 
 
-def read_message(stream, limit=MAX_MESSAGE_BYTES):
-    """Read one message: (header dict, [blobs]). EOFError when the stream ends."""
+def read_message(stream, limit=MAX_MESSAGE_BYTES, pool=None):
+    """Read one message: (header dict, [blobs]). EOFError when the stream ends. With a
+    BufferPool, the blobs of a message whose header says "pooled" are read into it."""
     total = 0
 
-    def read_sized():
+    def read_sized(take=None):
         nonlocal total
         (size,) = _LENGTH.unpack(_read_exactly(stream, _LENGTH.size))
         total += size
         if total > limit:
             raise ProtocolError(f"message larger than {limit} bytes")
-        return _read_exactly(stream, size)
+        return _read_exactly(stream, size, take and take(size))
 
     try:
         header = json.loads(read_sized())
@@ -154,5 +177,27 @@ def read_message(stream, limit=MAX_MESSAGE_BYTES):
         raise ProtocolError(f"header is not JSON: {err}") from None
     if not isinstance(header, dict) or not isinstance(header.get("blob_count"), int):
         raise ProtocolError("header is not a message")
-    blobs = [read_sized() for _ in range(header["blob_count"])]
+    take = pool.take if pool is not None and header.get("pooled") is True else None
+    blobs = [read_sized(take) for _ in range(header["blob_count"])]
     return header, blobs
+
+
+class BufferPool:
+    """Receive buffers, each reused once nothing refers to it any more (no tensor made
+    from it is alive). The child's fixed mmap threshold gives every new buffer fresh
+    pages, and faulting them in costs as much as the calls a timed round carries."""
+
+    def __init__(self, max_bytes=256 << 20):
+        self.buffers = []
+        self.max_bytes = max_bytes
+
+    def take(self, n):
+        """A writable view of exactly n bytes, on a buffer nothing else holds."""
+        for buffer in self.buffers:
+            # the list, this loop's name and getrefcount's argument: nothing else
+            if len(buffer) >= n and sys.getrefcount(buffer) == 3:
+                return memoryview(buffer)[:n]
+        buffer = bytearray(n)
+        if sum(map(len, self.buffers)) + n <= self.max_bytes:
+            self.buffers.append(buffer)
+        return memoryview(buffer)

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cpu_clock
 from .confinement import DEVICES, READ_ONLY_SYSTEM, Confinement, FileAccess, interpreter_trees
 from .isolation import PROBE_SCRIPT, CannotGrade, NotIsolated, choose_isolation, probe_plan, verify_child
 
@@ -210,10 +211,12 @@ def bubblewrap_command(workdir, python_args, readonly_binds=()):
     return argv + ["--", *python_args]
 
 
-def _limit_child(limits, confinement, cgroup):
+def _limit_child(limits, confinement, cgroup, clock=None):
     """Runs in the child between fork and exec."""
     if cgroup is not None:
         cgroup.join()
+    if clock is not None:
+        clock.join()
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20,) * 2)
@@ -248,7 +251,8 @@ def fallback_access(workdir, data_dir):
 
 
 def start_child(isolation, workdir, script_args, data_dir=None, limits=None, cgroup=None,
-                stdin=subprocess.DEVNULL, stdout=None, stderr=subprocess.STDOUT, pass_fds=()):
+                stdin=subprocess.DEVNULL, stdout=None, stderr=subprocess.STDOUT, pass_fds=(),
+                clock=None):
     """Popen of `python -I -u SCRIPT ARGS...` (a file of `workdir`) under `isolation`,
     the limits and the cgroup; `data_dir` is shown to it (at DATA_INSIDE in namespaces)."""
     limits = limits or Limits()
@@ -269,7 +273,7 @@ def start_child(isolation, workdir, script_args, data_dir=None, limits=None, cgr
         return subprocess.Popen(
             argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds, cwd=cwd,
             start_new_session=True, env=child_environment(str(scratch)),
-            preexec_fn=functools.partial(_limit_child, limits, confinement, cgroup))
+            preexec_fn=functools.partial(_limit_child, limits, confinement, cgroup, clock))
     finally:
         if confinement is not None:
             confinement.close()
@@ -305,6 +309,7 @@ class SubmissionProcess:
         self.isolation = isolation or choose_isolation(data_dir=data_dir)
         self.process = None
         self.cgroup = None
+        self.cpu_clock = None
         self.workdir = None
         self.cell_errors = []
         self.loaded = False
@@ -342,12 +347,15 @@ class SubmissionProcess:
             _widen_pipe(fd)
         self.output_path = self.workdir / "output.txt"
         self.cgroup = PidsCgroup(self.limits.processes) if self.isolation.process_limit else None
+        self.cpu_clock = cpu_clock.clock_for_child(self.cgroup and self.cgroup.path,
+                                                   self.isolation.namespaces)
         with open(self.output_path, "wb") as output:
             self.process = start_child(
                 self.isolation, self.workdir,
                 ["sandbox_child.py", str(request_read), str(reply_write)],
                 data_dir=self.host_data_dir, limits=self.limits, cgroup=self.cgroup,
-                stdout=output, pass_fds=(request_read, reply_write))
+                stdout=output, pass_fds=(request_read, reply_write), clock=self.cpu_clock)
+        self.cpu_clock = self.cpu_clock.verified(self.process.pid)
         os.close(request_read)
         os.close(reply_write)
         self.requests = os.fdopen(request_write, "wb", buffering=0)
@@ -395,6 +403,9 @@ class SubmissionProcess:
         if self.cgroup is not None:
             self.cgroup.kill_all()
             self.cgroup = None
+        if self.cpu_clock is not None:
+            self.cpu_clock.close()
+            self.cpu_clock = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -440,39 +451,43 @@ class SubmissionProcess:
         source puts the student's own back."""
         self._request("substitute", [sources])
 
-    def stage(self, key, args):
-        """Keep `args` (a list) in the child under `key`, for timed repeats."""
-        self._request("stage", [key, list(args)])
+    def timed_round(self, kind, name, calls, timeout=None):
+        """Run `name` (a 'call' or a 'scenario') once on each argument list in `calls`, all
+        in one request. Returns a cpu_clock.Round: the CPU time the child's processes spent
+        on it, read from the kernel (the child's word is never asked), the wall time here,
+        and every call's result."""
+        if self.process is None:
+            raise ChildCrashed("the submission's process is not running")
+        pid = self.process.pid
+        cpu, start = self.cpu_clock.seconds(pid), time.perf_counter()
+        # The child reads a round's inputs into buffers it reuses (fresh pages would cost
+        # as much as the calls); peak_memory's must be fresh, and are subtracted.
+        results = self._request("round", [kind, name, list(calls)], timeout=timeout,
+                                pooled=True)
+        wall = time.perf_counter() - start
+        return cpu_clock.Round(self.cpu_clock.seconds(pid) - cpu, wall, self.cpu_clock.resolution,
+                               self.cpu_clock.complete and self.device == "cpu", results)
 
-    def peak_memory(self, kind, name, key, timeout=None):
-        """Bytes by which one run of `name` on staged args raised the child's resident
-        memory, read by the grader from /proc (the child's word is never asked): the
-        kernel's high-water mark is reset just before the call and read just after.
-        None where this machine does not let the grader reset it."""
+    def peak_memory(self, kind, name, args, timeout=None):
+        """(bytes, result): by how much one run of `name` on `args`, which travel in the
+        same request, raised the child's resident memory, read by the grader from /proc
+        (the kernel's high-water mark is reset just before the request and read just
+        after), and the call's result. Bytes are None where this machine does not let
+        the grader reset the mark."""
         pid = self._python_pid()
         try:
             Path(f"/proc/{pid}/clear_refs").write_text("5")
             before = _status_kib(pid, "VmRSS")
         except OSError:
-            return None
-        self._request("repeat", [kind, name, key, 1], timeout=timeout)
-        return (_status_kib(pid, "VmHWM") - before) * 1024
+            before = None
+        result = self._request("round", [kind, name, [list(args)]], timeout=timeout)[0]
+        return None if before is None else (_status_kib(pid, "VmHWM") - before) * 1024, result
 
     def _python_pid(self):
         """The pid of the Python process holding the submission."""
         return python_pid(self.process, "sandbox_child.py")
 
-    def timed_repeat(self, kind, name, key, times, timeout=None):
-        """Run `name` (a 'call' or a 'scenario') `times` times on staged args.
-
-        Returns (wall seconds measured here, in the grader, around the whole request;
-        the digest of the last result). The child's own clock is never asked.
-        """
-        start = time.perf_counter()
-        digest = self._request("repeat", [kind, name, key, times], timeout=timeout)
-        return time.perf_counter() - start, digest
-
-    def _request(self, op, args, timeout=None):
+    def _request(self, op, args, timeout=None, pooled=False):
         # Imported here, not at the top: protocol imports torch, and processes are
         # launched before the grader imports it (see grade.py).
         from . import protocol
@@ -481,7 +496,8 @@ class SubmissionProcess:
         if self.process is None:
             raise ChildCrashed("the submission's process is not running")
         blobs = []
-        header = {"op": op, "args": protocol.encode_value(args, blobs), "device": self.device}
+        header = {"op": op, "args": protocol.encode_value(args, blobs), "device": self.device,
+                  "pooled": pooled}
         try:
             protocol.write_message(self.requests, header, blobs)
             reply, reply_blobs = protocol.read_message(
@@ -552,8 +568,8 @@ class _DeadlineReader:
     def __init__(self, fd, deadline):
         self.fd, self.deadline = fd, deadline
 
-    def read(self, n):
+    def readinto(self, buffer):
         remaining = self.deadline - time.monotonic()
         if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
             raise TimeoutError
-        return os.read(self.fd, n)
+        return os.readv(self.fd, [buffer])

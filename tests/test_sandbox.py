@@ -251,9 +251,9 @@ def test_peak_memory_is_read_by_the_grader():
                    "def big(n):\n    return float(torch.ones(n, 1 << 20).sum())\n"
                    "def small(n):\n    return float(n)\n"])
     try:
-        child.stage("args", [200])
-        big = child.peak_memory("call", "big", "args")
-        small = child.peak_memory("call", "small", "args")
+        big, result = child.peak_memory("call", "big", [200])
+        small, _ = child.peak_memory("call", "small", [200])
+        assert result == float(200 << 20)
         assert big > 600 << 20  # 200 x 1 Mi floats = 800 MiB
         assert small < 20 << 20
     finally:
