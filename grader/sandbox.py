@@ -338,7 +338,9 @@ class SubmissionProcess:
             _widen_pipe(fd)
         self.output_path = self.workdir / "output.txt"
         self.cgroup = PidsCgroup(self.limits.processes) if self.isolation.process_limit else None
-        with open(self.output_path, "wb") as output:
+        # The grader's alone: the child writes it through the descriptor it inherits.
+        with open(self.output_path, "wb", opener=lambda path, flags: os.open(path, flags, 0o600)) \
+                as output:
             self.process = start_child(
                 self.isolation, self.workdir,
                 ["sandbox_child.py", str(request_read), str(reply_write)],
