@@ -2,7 +2,7 @@
 # example submissions) and `make test`. Each installs what it needs first
 # (scripts/install.sh; only what is missing).
 
-.PHONY: install run train test benchmark screenshots
+.PHONY: install run train test lint benchmark screenshots
 
 install:
 	@bash scripts/install.sh
@@ -13,8 +13,12 @@ run: install
 train: install
 	.venv/bin/softgrade train
 
-test: install
+test: install lint
 	.venv/bin/python -m pytest
+
+# The linter configured in pyproject.toml: unused names, import order, likely bugs.
+lint: install
+	.venv/bin/ruff check .
 
 benchmark: install
 	.venv/bin/python benchmarks/train_speed.py

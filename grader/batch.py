@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .isolation import NOT_ISOLATED, CannotGrade
 from .notebook import NotebookError, find_parts, read_notebook
+from .secret import DEFAULT_SECRET, add_secret_argument, course_secret, warn_if_default
 
 USER_ERRORS = (NotebookError, OSError, CannotGrade)
 
@@ -51,6 +52,7 @@ def add_arguments(parser):
     parser.add_argument("--source", default=str(DEFAULT_SOURCE), metavar="NOTEBOOK",
                         help="the instructor's source notebook (default: the bundled assignment)")
     add_isolation_arguments(parser)
+    add_secret_argument(parser)
 
 
 def submissions_in(directory):
@@ -60,10 +62,12 @@ def submissions_in(directory):
     return sorted(p for p in directory.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
-def grading_fingerprint(source):
-    """A hash of what decides a grade besides the notebook: the source notebook and the
-    grader's code (hidden tests, budgets), so a changed grader never reuses old reports."""
+def grading_fingerprint(source, secret=DEFAULT_SECRET):
+    """A hash of what decides a grade besides the notebook: the source notebook, the course
+    secret (the hidden inputs) and the grader's code (hidden tests, budgets), so a changed
+    grader never reuses old reports."""
     digest = hashlib.sha256(Path(source).read_bytes())
+    digest.update(hashlib.sha256(secret).digest())
     for path in sorted(Path(__file__).parent.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -159,7 +163,7 @@ def grade_in_worker(path, reference, options):
                 options["unsafe"])
         report = grade_notebook(path, options["source"], options["use_namespaces"],
                                 reference=reference, temp_root=options["temp_root"],
-                                unsafe=options["unsafe"])
+                                unsafe=options["unsafe"], secret=options["secret"])
         if report.error:
             return {"error": report.error, "cache": True}, reference
         return {"gradescope": to_gradescope(report),
@@ -234,7 +238,10 @@ def run(args):
     cache.mkdir(parents=True, exist_ok=True)
     remove_leftovers_of_killed_runs(cache)
     # A report made without isolation is never reused by a grading with it.
-    fingerprint = grading_fingerprint(args.source) + ("" if isolation.isolated else "-unsafe")
+    secret, own = course_secret(args)
+    warn_if_default("grade-batch", own)
+    fingerprint = grading_fingerprint(args.source, secret) + ("" if isolation.isolated
+                                                              else "-unsafe")
     keys = {path: content_key(path, fingerprint) for path in submissions}
     todo = [path for path in submissions if not (cache / f"{keys[path]}.json").exists()]
     cached = len(submissions) - len(todo)
@@ -247,7 +254,7 @@ def run(args):
         # Sandboxes of the unprivileged fallback (other uids) must pass through it.
         os.chmod(temp_root, 0o711)
         options = {"source": args.source, "use_namespaces": not args.no_namespaces,
-                   "unsafe": args.unsafe_no_sandbox, "temp_root": temp_root}
+                   "unsafe": args.unsafe_no_sandbox, "temp_root": temp_root, "secret": secret}
 
         def finished(path, result):
             if result["cache"]:

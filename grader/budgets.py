@@ -12,8 +12,8 @@ the same result as the reference's (a digest of it), so skipping the work cannot
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -36,7 +36,7 @@ def add_arguments(parser):
 
 def data_check():
     """(Check, the raw data folder or None)."""
-    from solutions.data_files import INSTALL_HINT, ENV_VAR, find_fashion_mnist, raw_dir
+    from solutions.data_files import ENV_VAR, INSTALL_HINT, find_fashion_mnist, raw_dir
 
     try:
         folder = raw_dir(find_fashion_mnist(download=False))

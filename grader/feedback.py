@@ -31,7 +31,8 @@ from .results import atomic_write, number_text, points_text, printable, summary,
 
 STATUS_WORDS = {"passed": "passed", "failed": "failed", "error": "error (raised)",
                 "timeout": "timed out", "crashed": "crashed", "over_budget": "over budget",
-                "not_attempted": "not attempted", "manual": "awaiting manual grading"}
+                "not_attempted": "not attempted", "manual": "awaiting manual grading",
+                "partial": "partly right"}
 _PASSING = ("passed", "manual")
 # details never shown: code and stack traces stay out; the rest is shown in its own way
 # (history as curves) or is a flag the status already says.
@@ -69,7 +70,9 @@ class LostPart:
     guide: Guide
     """Its hint and where the book teaches it."""
     tests: list[FailedTest]
-    """Its failed tests the student may see; empty when the part was not attempted."""
+    """Its failed tests the student may see, those of functions still stubs aside."""
+    stubs: list[str]
+    """One line per function of the part that is still a stub."""
     unseen: int
     """How many of its failed tests are not visible (shown only as this count)."""
 
@@ -117,10 +120,13 @@ def lost_parts(report):
         if not failed:
             continue
         shown = [t for t in failed if t.visibility == "visible"]
-        notes = [] if outcome == "not_attempted" else [failed_test(t) for t in shown]
+        notes = [failed_test(t) for t in shown if t.outcome != "not_attempted"]
+        stubs = list(dict.fromkeys(t.message for t in failed if t.outcome == "not_attempted"))
         score, max_score = scores[part]
         lost.append(LostPart(part, outcome, f"{points_text(score)} / {points_text(max_score)}",
-                             guide(part), notes, len(failed) - len(shown)))
+                             guide(part), notes, stubs,
+                             len([t for t in failed if t.outcome != "not_attempted"])
+                             - len(notes)))
     return lost
 
 
@@ -288,8 +294,7 @@ def feedback_markdown(report):
     for part in lost:
         out += ["", f"### {_md(part.part)}: {part.points} points, {STATUS_WORDS[part.outcome]}",
                 "", *hint_lines(part.guide, _md, _md_link, "**{}:** {}  ")]
-        if part.outcome == "not_attempted":
-            out += ["", "Not attempted: the stub still raises NotImplementedError."]
+        out += ["", *(_md(stub[0].upper() + stub[1:]) + "  " for stub in part.stubs)]
         for test in part.tests:
             out += ["", f"#### {_md(test.name)}", "",
                     f"*{_md(STATUS_WORDS[test.outcome])}, {test.points} points*", "",
@@ -333,7 +338,7 @@ table { border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: .2rem .6rem; text-align: left; white-space: nowrap; }
 th { background: #f3f3f3; }
 .passed { color: #17692f; } .manual { color: #555; }
-.failed, .over_budget, .not_attempted { color: #9a5b00; }
+.failed, .over_budget, .not_attempted, .partial { color: #9a5b00; }
 .error, .timeout, .crashed { color: #b00020; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; }
 figcaption { color: #555; font-size: .9rem; }
@@ -384,8 +389,7 @@ def _html_part(part):
             f'{part.points} points, <span class="{part.outcome}">'
             f"{_esc(STATUS_WORDS[part.outcome])}</span></h3>",
             *hint_lines(part.guide, _esc, _html_link, "<p><strong>{}:</strong> {}</p>")]
-    if part.outcome == "not_attempted":
-        body.append("<p>Not attempted: the stub still raises NotImplementedError.</p>")
+    body += [f"<p>{_esc(stub[0].upper() + stub[1:])}</p>" for stub in part.stubs]
     for test in part.tests:
         body.append(f'<div class="test"><h4>{_esc(test.name)} <small>· <span class="'
                     f'{test.outcome}">{_esc(STATUS_WORDS[test.outcome])}</span>, {test.points} '

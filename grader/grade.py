@@ -11,6 +11,7 @@ the grader pays for its own `import torch`, and import theirs meanwhile.
 """
 
 import math
+import re
 import sys
 import threading
 import time
@@ -18,12 +19,15 @@ from pathlib import Path
 
 from .feedback import write_feedback
 from .hidden import StudentError
+from .hidden.manifest import PARTS
+from .integrity import find_signals
 from .isolation import CannotGrade, choose_isolation
 from .nbgrader_db import GradebookError, gradebook_target, record_grades
 from .notebook import NotebookError, find_parts, read_notebook
-from .results import GradeReport, write_classroom, write_gradescope, write_junit, written_answer
+from .results import GradeReport, one_line, write_classroom, write_gradescope, write_junit, written_answer
 from .sandbox import ChildCrashed, ChildTimeout, Limits, SubmissionProcess
-from .submission import submission_code
+from .secret import DEFAULT_SECRET, add_secret_argument, course_secret, submission_salt
+from .submission import given_sources, submission_code
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"
@@ -67,6 +71,7 @@ def add_arguments(parser):
     parser.add_argument("--source", default=str(DEFAULT_SOURCE), metavar="NOTEBOOK",
                         help="the instructor's source notebook (default: the bundled assignment)")
     add_isolation_arguments(parser)
+    add_secret_argument(parser)
 
 
 def add_isolation_arguments(parser):
@@ -94,6 +99,11 @@ class RestartingSubmission:
         self.process_options = process_options
         self.process = None
         self.load_failure = None
+        self.substitutes = {}  # {name: the book's source} installed in the process now
+        self.modified_inputs = set()  # functions seen modifying their input (all processes)
+        self.watched = set()  # from-scratch functions whose calls record what they reach
+        self.reached = {}  # {function: torch functions its calls reached (all processes)}
+        self.fashion_mnist_run = None  # the reference's, once recorded (see reference_run)
 
     def launch(self):
         """Start a fresh process without waiting for it to run the cells."""
@@ -113,14 +123,49 @@ class RestartingSubmission:
             except (ChildTimeout, ChildCrashed) as failure:
                 self.load_failure = failure
                 raise
+            if self.substitutes:  # a fresh process after a crash: as the last one was
+                self.process.substitute(self.substitutes)
         return self.process
+
+    def use_substitutes(self, names, closed=True):
+        """Have the book's versions of exactly `names` (with `closed`, also of what those
+        call) in place of the student's, and the student's own for everything else."""
+        from .substitutes import sources
+
+        wanted = sources(names) if closed else {name: sources([name])[name] for name in names}
+        change = {name: None for name in self.substitutes if name not in wanted}
+        change.update({n: src for n, src in wanted.items() if self.substitutes.get(n) != src})
+        self.substitutes = wanted
+        if change and self.process is not None and self.process.loaded:
+            self.process.substitute(change)
+
+    def cell_failures(self):
+        """{name a failed cell defines: 'SyntaxError: ...'}: a NameError on it is explained."""
+        errors = self.process.cell_errors if self.process is not None else []
+        failures = {}
+        for error in errors:
+            source = self.cells[error["index"]]
+            for name in re.findall(r"^(?:def|class)\s+(\w+)", source, flags=re.MULTILINE):
+                failures[name] = one_line(f"{error['ename']}: {error['message']}", 200)
+        return failures
+
+    def forget_if_killed(self):
+        """After a timeout or a crash killed its process, the next test gets a fresh one."""
+        if self.process is not None and self.process.process is None:
+            self.process = None
 
     @property
     def data_dir(self):
         return self.running().data_dir
 
     def call(self, name, *args):
-        return self.running().call(name, *args)
+        process = self.running()
+        try:
+            return process.call(name, *args, watch=name in self.watched)
+        finally:
+            self.modified_inputs |= process.modified_inputs
+            for function, names in process.reached.items():
+                self.reached.setdefault(function, set()).update(names)
 
     def has(self, name):
         return self.running().has(name)
@@ -169,54 +214,49 @@ def reference_submission(source_path=DEFAULT_SOURCE, use_namespaces=True, temp_r
     return reference
 
 
-def reference_history(reference):
-    """(history, None) of the reference's run of the student's Fashion-MNIST scenario, or
-    (None, a warning saying why there is none)."""
+def record_reference_run(reference):
+    """Run the Fashion-MNIST scenario in the reference's process once (a batch's reference
+    serves every submission): the end-to-end test compares the student's run with it, and
+    the feedback draws its curves. Keeps the run, or the reason there is none."""
     from .hidden.train import run_fashion_mnist
 
-    try:
-        return run_fashion_mnist(reference)["history"], None
-    except (StudentError, ChildTimeout, ChildCrashed) as err:
-        return None, f"the reference's training curve could not be recorded: {err}"
+    if reference.fashion_mnist_run is None:
+        try:
+            reference.fashion_mnist_run = run_fashion_mnist(reference)
+        except (StudentError, ChildTimeout, ChildCrashed) as err:
+            reference.fashion_mnist_run = f"the reference's Fashion-MNIST run failed: {err}"
+    return reference.fashion_mnist_run
 
 
-def start_reference(cells, options, record_history=False):
-    """The reference's process, loading its cells in a thread while grading goes on.
-    With `record_history` the thread then runs reference_history, on the core that the
-    grader and the submission leave idle, and appends its result to the returned list.
-    It is launched from this (the main) thread, which outlives it."""
+def start_reference(cells, options):
+    """The reference's process, loading its cells and recording its Fashion-MNIST run in a
+    thread while grading goes on, on the core that the grader and the submission leave
+    idle. It is launched from this (the main) thread, which outlives it."""
     reference = RestartingSubmission(cells, **options)
     reference.launch()
-    recorded = []
 
     def load():
         try:
-            reference.process.load()
-        except CannotGrade:
-            return  # the submission's own process fails the same way, in the main thread
-        if record_history:
-            recorded.append(reference_history(reference))
+            reference.running()
+        except (ChildTimeout, ChildCrashed, CannotGrade):
+            return  # its budgets and the end-to-end test say so; no isolation: the
+            # submission's own process fails the same way, in the main thread
+        record_reference_run(reference)
 
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
-    return reference, thread, recorded
-
-
-def forget_if_killed(submission):
-    """After a timeout or a crash killed its process, the next part gets a fresh one."""
-    if submission.process is not None and submission.process.process is None:
-        submission.process = None
+    return reference, thread
 
 
 def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits=None,
-                   reference=None, temp_root=None, record_history=False, unsafe=False):
+                   reference=None, temp_root=None, secret=DEFAULT_SECRET, unsafe=False):
     """GradeReport of one submission; an unreadable notebook gives a report with `error`.
     NotIsolated when this machine cannot isolate it (unless `unsafe`: see isolation.py).
 
     `reference` is a RestartingSubmission of the reference solution to reuse (a batch
     grades many submissions against one); without it one is started and closed here.
-    `record_history` also records the reference's Fashion-MNIST history in the report,
-    for the feedback's training curves.
+    The hidden inputs are drawn with the salt of `secret` (the course's, grader/secret.py)
+    and the notebook's bytes.
     """
     start = time.perf_counter()
     source = read_notebook(source_path)
@@ -227,53 +267,73 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         report.error = str(err)
         return report
     report.warnings += code.warnings
+    signals = find_signals(code.cells, trusted=given_sources(source))
+    if signals:
+        from .judge import hidden_tests_by_part, refuse_parts
+
+        parts = find_parts(source)
+        by_part = {}
+        for result in refuse_parts([p for p in parts if not p.written], hidden_tests_by_part(),
+                                   signals):
+            by_part.setdefault(result.part, []).append(result)
+        report.tests = [written_answer(p.id, p.points) if p.written else by_part.get(p.id, [])
+                        for p in parts]
+        report.tests = [t for entry in report.tests
+                        for t in (entry if isinstance(entry, list) else [entry])]
+        report.warnings.append("not graded: the notebook reaches into the grader: "
+                               + "; ".join(map(str, signals[:5])))
+        report.execution_time = time.perf_counter() - start
+        return report
     options = process_options(use_namespaces, limits, temp_root, unsafe, source_path)
     report.isolation = options["isolation"].description
     report.warnings += options["isolation"].warnings
     student = RestartingSubmission(code.cells, **options)
+    student.watched = {f for spec in PARTS.values() for f in spec.forbidden}
     student.launch()
-    own_reference, reference_thread = reference is None, None
+    reference_thread = None
     try:
         # Only now: the submission's process imports torch (2 s) while the grader does.
         import torch
 
-        from .judge import budgets_of, grade_budgets, grade_values, hidden_tests_by_part
+        from .from_scratch import find_violations
+        from .hidden.checks import use_salt
+        from .judge import Context, grade_parts, hidden_tests_by_part
 
         # The grader's own oracles work on small tensors: one thread is as fast, and
         # does not slow down when the submission's process keeps the other core busy.
         torch.set_num_threads(1)
         tests = hidden_tests_by_part()
-        if own_reference:
-            # Needed only for the budgets, which are judged after every part's values:
-            # it loads meanwhile, on the core that the grader and the submission,
-            # taking turns, leave idle.
-            reference, reference_thread, recorded = start_reference(
-                submission_code(source, source).cells, options, record_history)
-        elif record_history:
-            recorded = [reference_history(reference)]
+        use_salt(submission_salt(secret, Path(path).read_bytes()))
+        if reference is None:
+            # Needed only for the budgets and the end-to-end test, which are judged after
+            # the first phase's values: it loads meanwhile.
+            reference, reference_thread = start_reference(submission_code(source, source).cells,
+                                                          options)
+        forbidden = {f: families for spec in PARTS.values()
+                     for f, families in spec.forbidden.items()}
+        context = Context(violations=find_violations(code.cells, forbidden),
+                          demo_names=code.demo_names,
+                          reference_run=lambda: record_reference_run(reference),
+                          cell_failures=student.cell_failures)
         parts = find_parts(source)
-        auto = [part for part in parts if not part.written]
-        values, budgets = {}, {}
-        for part in auto:
-            values[part.id] = grade_values(part, tests.get(part.id, []), budgets_of(part.id),
-                                           student, stubbed=part.id in code.stub_parts)
-            forget_if_killed(student)
-        if reference_thread is not None:
-            reference_thread.join()
-        if record_history:
-            # empty when the reference's process failed to load: its budgets say so too
-            report.reference_history, missing = recorded[0] if recorded else (
-                None, "the reference's training curve could not be recorded: no reference process")
-            if missing:
-                report.warnings.append(missing)
-        for part in auto:
-            budgets[part.id] = grade_budgets(part, tests.get(part.id, []), budgets_of(part.id),
-                                             values[part.id], student, reference,
-                                             stubbed=part.id in code.stub_parts)
-            forget_if_killed(student)
+
+        def wait_for_reference(phase):
+            if phase == 0 and reference_thread is not None:
+                reference_thread.join()
+
+        results = grade_parts([p for p in parts if not p.written], tests, student, reference,
+                              context, on_phase=wait_for_reference)
+        by_part = {}
+        for result in results:
+            by_part.setdefault(result.part, []).append(result)
         for part in parts:
             report.tests += [written_answer(part.id, part.points)] if part.written \
-                else values[part.id] + budgets[part.id]
+                else by_part.get(part.id, [])
+        run = reference.fashion_mnist_run
+        if isinstance(run, dict):
+            report.reference_history = run["history"]
+        elif run:
+            report.warnings.append(run)
     finally:
         student.close()
         if reference_thread is not None:
@@ -293,9 +353,16 @@ def print_report(report, file=sys.stdout):
     print(f"{'part':<{width}}  {'score':>9}  outcome", file=file)
     for part, score, outcome in rows:
         print(f"{part:<{width}}  {score:>9}  {outcome}", file=file)
+    # One line per message of a part that many of its tests share (a stub, a refusal).
+    shared, lines = {}, []
     for test in report.tests:
         if test.outcome not in ("passed", "manual"):
-            print(f"  - {test.name}: {test.message}", file=file)
+            shared.setdefault((test.part, test.message), []).append(test)
+    for (part, message), tests in shared.items():
+        lines.append(f"  - {tests[0].name}: {message}" if len(tests) == 1
+                     else f"  - {part} ({len(tests)} tests): {message}")
+    if lines:
+        print("\n".join(lines), file=file)
     print(f"score {report.score:g} / {report.max_score:g} (written answers are graded by hand) "
           f"in {report.execution_time:.1f} s", file=file)
     for warning in report.warnings:
@@ -324,8 +391,9 @@ def run(args):
     # Checked first: a mistake in these options should not cost a grading.
     gradebook = gradebook_target(args.nbgrader_db, args.student, args.assignment,
                                  args.source) if args.nbgrader_db else None
+    secret, _ = course_secret(args)
     report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces,
-                            record_history=bool(args.feedback), unsafe=args.unsafe_no_sandbox)
+                            secret=secret, unsafe=args.unsafe_no_sandbox)
     print_report(report)
     write_reports(report, args)
     if report.error:

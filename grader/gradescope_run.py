@@ -3,8 +3,9 @@
 grade it with `softgrade grade --results`, and make sure that results.json exists
 afterwards, whatever happened, with the reason in its `output`.
 
-Gradescope's layout under ROOT (/autograder there): source/ (the unpacked zip),
-submission/ (what the student uploaded), results/results.json (what Gradescope reads).
+Gradescope's layout under ROOT (/autograder there): source/ (the unpacked zip, with the
+course secret where the zip carries one), submission/ (what the student uploaded),
+results/results.json (what Gradescope reads).
 
 `softgrade grade` runs in a child process, so that even a grader that dies (out of
 memory, a bug) leaves this process alive to write the results.
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .results import GradeReport, write_gradescope
+from .secret import ZIP_NAME
 
 CHECKPOINTS = ".ipynb_checkpoints"  # Jupyter's autosaves, uploaded along by accident
 
@@ -39,11 +41,12 @@ def find_notebook(submission_dir):
                           "upload exactly one .ipynb file")
 
 
-def grade(notebook, results_path):
-    """Run `softgrade grade NOTEBOOK --results PATH`; returns its CompletedProcess.
-    Its table goes to our stdout, which Gradescope keeps for the instructor."""
+def grade(notebook, results_path, secret_file=None):
+    """Run `softgrade grade NOTEBOOK --results PATH [--secret-file FILE]`; returns its
+    CompletedProcess. Its table goes to our stdout, which Gradescope keeps for the instructor."""
+    secret = ["--secret-file", str(secret_file)] if secret_file else []
     return subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(notebook),
-                           "--results", str(results_path)],
+                           "--results", str(results_path), *secret],
                           stderr=subprocess.PIPE, text=True, check=False)
 
 
@@ -64,7 +67,8 @@ def run_autograder(root):
         write_gradescope(GradeReport(submission=str(root / "submission"), error=str(err)),
                          results)
         return
-    process = grade(notebook, results)
+    secret_file = root / "source" / ZIP_NAME
+    process = grade(notebook, results, secret_file if secret_file.is_file() else None)
     sys.stderr.write(process.stderr)
     if not results.is_file():
         error = f"the grader failed, please tell your instructor: {failure_reason(process)}"

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 
+
 def probe(plan):
     """Run every check of `plan` (see isolation.ProbePlan)."""
     return {"unreadable": unreadable(plan["read"], plan["modules"]),

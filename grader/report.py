@@ -40,7 +40,7 @@ distribution of budget ratios, and the submissions that could not be graded."""
 
 REQUIRED_COLUMNS = ("submission", "score", "max_score", "error", "sha256")
 AUTO_OUTCOMES = [o for o in SEVERITY if o != "manual"]
-OUTCOME_COLOURS = {"passed": "#2e8b57", "not_attempted": "#b8b8b8", "failed": "#e69f00",
+OUTCOME_COLOURS = {"passed": "#2e8b57", "partial": "#8fbc8f", "not_attempted": "#b8b8b8", "failed": "#e69f00",
                    "over_budget": "#f0e442", "error": "#d55e00", "timeout": "#8e44ad",
                    "crashed": "#222222"}
 EXAMPLES_SHOWN = 3  # submissions named beside a mistake; the rest are counted

@@ -24,10 +24,14 @@ Decisions:
 - A part's score is the sum of its tests' scores; a part id is either
   all-manual or all-auto-graded (`GradeReport.validate` checks it).
 - Badness of outcomes, worst first: crashed > timeout > error > over_budget >
-  failed > not_attempted > manual > passed (`SEVERITY`, `worst`). The process
-  dying is worse than running out of time, which is worse than raising; code
-  that runs but is too slow is closer to working than a wrong value; a part not
-  attempted is not a mistake in code; manual is pending, not failed.
+  failed > not_attempted > partial > manual > passed (`SEVERITY`, `worst`). The
+  process dying is worse than running out of time, which is worse than raising;
+  code that runs but is too slow is closer to working than a wrong value; a part
+  not attempted is not a mistake in code; right values in a near-miss shape are
+  nearly right; manual is pending, not failed. A part's outcome leaves out the
+  tests of its functions that are still stubs when others were written
+  (`part_outcome`): their points are lost, but the part is "partial", not "not
+  attempted".
 - Every file is written atomically (a temporary file in the target's directory,
   then `os.replace`): a reader never sees half a report.
 - Nothing that is not JSON leaves `to_gradescope`: NaN and infinities become
@@ -45,15 +49,16 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-OUTCOMES = ("passed", "failed", "error", "timeout", "crashed", "over_budget", "not_attempted",
-            "manual")
-"""What became of one test: its code gave the right answer (passed) or a wrong one (failed),
+OUTCOMES = ("passed", "partial", "failed", "error", "timeout", "crashed", "over_budget",
+            "not_attempted", "manual")
+"""What became of one test: its code gave the right answer (passed), the right values in a
+near-miss shape (partial: part of the points), or a wrong one (failed),
 raised (error), ran out of wall-clock time (timeout), killed its process (crashed), was
 right but beyond its time or memory budget (over_budget), was still a stub or missing
 (not_attempted); manual: a written answer that awaits a human grader."""
 
-SEVERITY = ("passed", "manual", "not_attempted", "failed", "over_budget", "error", "timeout",
-            "crashed")
+SEVERITY = ("passed", "manual", "partial", "not_attempted", "failed", "over_budget", "error",
+            "timeout", "crashed")
 """OUTCOMES from best to worst (see the module docstring for why this order)."""
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -67,6 +72,15 @@ _SCORE_SLACK = 1e-9                # rounding of weights * points may overshoot 
 def worst(outcomes):
     """The worst of some outcomes by SEVERITY; "passed" when there are none."""
     return max(outcomes, key=_RANK.__getitem__, default="passed")
+
+
+def part_outcome(outcomes):
+    """A part's outcome from its tests' (see GradeReport.outcome_by_part)."""
+    attempted = [o for o in outcomes if o != "not_attempted"]
+    if not attempted:
+        return worst(outcomes)
+    found = worst(attempted)
+    return "partial" if found == "passed" and len(attempted) < len(outcomes) else found
 
 
 @dataclass
@@ -166,11 +180,13 @@ class GradeReport:
                 for part, ts in sums.items()}
 
     def outcome_by_part(self):
-        """{part: its worst outcome by SEVERITY}, parts in first-appearance order."""
+        """{part: its outcome}, parts in first-appearance order: the worst outcome by SEVERITY
+        of the tests of its functions that were attempted; 'partial' when those all passed
+        but another function is still a stub; 'not_attempted' when nothing was."""
         outcomes = {}
         for t in self.tests:
             outcomes.setdefault(t.part, []).append(t.outcome)
-        return {part: worst(found) for part, found in outcomes.items()}
+        return {part: part_outcome(found) for part, found in outcomes.items()}
 
     def validate(self):
         """ValueError unless test names are unique and no part mixes manual and auto tests."""
@@ -211,6 +227,12 @@ def _nonfinite(value):
 # Characters XML 1.0 cannot carry at all (most C0 controls, surrogates, U+FFFE/FFFF);
 # messages from student code may hold them (ANSI colours, NUL bytes).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def one_line(text, limit=160):
+    """`text` on one line of at most `limit` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def printable(text, limit=None):
@@ -384,7 +406,8 @@ def write_classroom(report, path, max_score=None):
     return atomic_write(path, text.encode("utf-8"))
 
 
-_JUNIT_RESULT = {"failed": "failure", "over_budget": "failure", "not_attempted": "failure",
+_JUNIT_RESULT = {"failed": "failure", "partial": "failure", "over_budget": "failure",
+                 "not_attempted": "failure",
                  "error": "error", "timeout": "error", "crashed": "error", "manual": "skipped"}
 
 

@@ -38,12 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .confinement import DEVICES, READ_ONLY_SYSTEM, Confinement, FileAccess, interpreter_trees
-from .isolation import (PROBE_SCRIPT, CannotGrade, NotIsolated, choose_isolation, probe_plan,
-                        verify_child)
+from .isolation import PROBE_SCRIPT, CannotGrade, NotIsolated, choose_isolation, probe_plan, verify_child
 
 NOBODY = 65534  # the child's uid inside bubblewrap's user namespace
 HERE = Path(__file__).resolve().parent
-CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py", PROBE_SCRIPT)
+CHILD_FILES = ("protocol.py", "sandbox_child.py", "scenarios.py", "watch.py", PROBE_SCRIPT)
 INSIDE_DIR = "/submission"  # the harness's files, as the child sees them inside bubblewrap
 TMP_BYTES = 256 << 20  # the child's private /tmp (its working directory and HOME)
 DATA_INSIDE = "/data"  # the data directory, likewise
@@ -309,6 +308,11 @@ class SubmissionProcess:
         self.workdir = None
         self.cell_errors = []
         self.loaded = False
+        self.last_reply = {}
+        self.modified_inputs = set()
+        self.reached = {}  # {function: torch functions its watched calls reached}
+        """Functions seen modifying a tensor argument in place during a plain call (the
+        child's report: advisory, see docs/attacks.md)."""
 
     @property
     def data_dir(self):
@@ -413,8 +417,16 @@ class SubmissionProcess:
 
     # -- requests (the Student interface of grader.hidden) -------------------------
 
-    def call(self, name, *args, timeout=None):
-        return self._request("call", [name, list(args)], timeout=timeout)
+    def call(self, name, *args, timeout=None, watch=False):
+        """name(*args) in the child; with `watch`, the torch functions the call reached are
+        added to self.reached[name] (the child's report: advisory)."""
+        value = self._request("call", [name, list(args), watch], timeout=timeout)
+        if self.last_reply.get("modified"):
+            self.modified_inputs.add(name)
+        reached = self.last_reply.get("reached")
+        if watch and isinstance(reached, list):
+            self.reached.setdefault(name, set()).update(str(r) for r in reached)
+        return value
 
     def has(self, name):
         return self._request("has", [name])
@@ -424,6 +436,11 @@ class SubmissionProcess:
 
     def scenario(self, name, *args, timeout=None):
         return self._request("scenario", [name, list(args)], timeout=timeout)
+
+    def substitute(self, sources):
+        """Replace notebook functions by {name: source of the book's version}; None as a
+        source puts the student's own back."""
+        self._request("substitute", [sources])
 
     def stage(self, key, args):
         """Keep `args` (a list) in the child under `key`, for timed repeats."""
@@ -472,6 +489,7 @@ class SubmissionProcess:
             reply, reply_blobs = protocol.read_message(
                 _DeadlineReader(self.replies, time.monotonic() + (timeout or self.limits.call_seconds)))
             value = protocol.decode_value(reply.get("value"), reply_blobs)
+            self.last_reply = reply
         except TimeoutError:
             self.close()
             raise ChildTimeout(f"no answer within {timeout or self.limits.call_seconds:g} s") from None
@@ -482,7 +500,11 @@ class SubmissionProcess:
             raise ChildCrashed(reason) from None
         if not reply.get("ok"):
             error = reply.get("error") or {}
-            raise StudentError(str(error.get("ename", "Exception")), str(error.get("message", "")))
+            frames = error.get("frames")
+            frames = [f for f in frames if isinstance(f, list) and len(f) == 2
+                      and all(isinstance(x, str) for x in f)] if isinstance(frames, list) else []
+            raise StudentError(str(error.get("ename", "Exception")), str(error.get("message", "")),
+                               frames)
         return value
 
     def _death_reason(self, err):

@@ -64,33 +64,40 @@ class _Batches:
 
 
 class _LinearModule(nn.Module):
-    """scores = X.reshape(n, -1) @ W + b, then dropout; logs each call as
-    [training mode, grad enabled, batch size] in `calls`."""
+    """scores = X.reshape(n, -1) @ W + b, then dropout; in eval mode multiplied by
+    `eval_scale` (0: nothing to learn from, so training in eval mode shows in W and b);
+    logs each call as [training mode, grad enabled, batch size] in `calls`."""
 
-    def __init__(self, W, b, dropout):
+    def __init__(self, W, b, dropout, eval_scale=1.0):
         super().__init__()
         self.W, self.b = nn.Parameter(W.detach().clone()), nn.Parameter(b.detach().clone())
         self.dropout = nn.Dropout(dropout)
+        self.eval_scale = eval_scale
         self.calls = []
 
     def forward(self, X):
         self.calls.append([self.training, torch.is_grad_enabled(), len(X)])
-        return self.dropout(X.reshape(len(X), -1) @ self.W + self.b)
+        scores = self.dropout(X.reshape(len(X), -1) @ self.W + self.b)
+        return scores if self.training else scores * self.eval_scale
 
 
-def _linear_net(kind, W, b, dropout=0.0):
+def _linear_net(kind, W, b, dropout=0.0, eval_scale=1.0, grad_flips=False):
     """(net, [W, b] as the net's own leaf tensors, its call log) for a linear net of `kind`
     'module' (an nn.Module, see _LinearModule) or 'function' (a plain closure, logging
-    [None, grad enabled, batch size])."""
+    [None, grad enabled, batch size]; with `grad_flips`, its scores are negated while
+    gradients are tracked, so evaluating without torch.no_grad() shows in the accuracy).
+    The logs are for messages only: the student's code can rewrite them, so every verdict
+    rests on what the run returned or left in W and b."""
     if kind == "module":
-        net = _LinearModule(W, b, dropout)
+        net = _LinearModule(W, b, dropout, eval_scale)
         return net, [net.W, net.b], net.calls
     W, b = W.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)
     calls = []
 
     def net(X):
         calls.append([None, torch.is_grad_enabled(), len(X)])
-        return X.reshape(len(X), -1) @ W + b
+        scores = X.reshape(len(X), -1) @ W + b
+        return -scores if grad_flips and torch.is_grad_enabled() else scores
 
     return net, [W, b], calls
 
@@ -125,12 +132,13 @@ def _detached(params):
 
 # Scenarios, one or more per part.
 
-def run_evaluate_accuracy(namespace, kind, W, b, X, y, batch_size):
+def run_evaluate_accuracy(namespace, kind, W, b, X, y, batch_size, grad_flips=False):
     """evaluate_accuracy(net, batches of X, y) on a linear net of `kind` (see _linear_net); a
     module has dropout 0.5 and is handed over in training mode, so only eval mode scores
-    right. Returns {'accuracy': what it returned, 'calls': the net's call log}."""
+    right; with `grad_flips` only torch.no_grad() does. Returns {'accuracy': what it
+    returned, 'calls': the net's call log}."""
     torch.manual_seed(0)  # the dropout masks, should the module stay in training mode
-    net, _, calls = _linear_net(kind, W, b, dropout=0.5)
+    net, _, calls = _linear_net(kind, W, b, dropout=0.5, grad_flips=grad_flips)
     accuracy = _student(namespace, "evaluate_accuracy")(net, _Batches(X, y, batch_size))
     return {"accuracy": _plain(accuracy), "calls": calls}
 
@@ -170,12 +178,14 @@ def run_sgd(namespace, values, grads, lr, batch_size):
             "requires_grad": [p.requires_grad for p in params]}
 
 
-def run_train_epoch(namespace, net_kind, updater_kind, W, b, X, y, batch_size, lr):
+def run_train_epoch(namespace, net_kind, updater_kind, W, b, X, y, batch_size, lr,
+                    eval_scale=1.0):
     """train_epoch_ch3 over batches of X, y with a linear net of `net_kind` (a module is
-    handed over in eval mode, as evaluate_accuracy leaves it), the harness's loss and an
-    updater of `updater_kind` (see _updater). Returns what it returned, the net's [W, b]
-    afterwards, its call log and the batch sizes the callable updater was given."""
-    net, params, calls = _linear_net(net_kind, W, b)
+    handed over in eval mode, as evaluate_accuracy leaves it; see _LinearModule for
+    `eval_scale`), the harness's loss and an updater of `updater_kind` (see _updater).
+    Returns what it returned, the net's [W, b] afterwards, its call log and the batch sizes
+    the callable updater was given."""
+    net, params, calls = _linear_net(net_kind, W, b, eval_scale=eval_scale)
     if net_kind == "module":
         net.eval()
     sizes = []

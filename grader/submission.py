@@ -11,7 +11,7 @@ top-level imports, functions and classes of every code cell, with a warning.
 import ast
 from dataclasses import dataclass, field
 
-from .notebook import SOLUTION_SUFFIX, is_demo, is_stub, nbgrader_metadata, read_submission
+from .notebook import is_demo, nbgrader_metadata, read_submission
 
 
 @dataclass
@@ -20,10 +20,11 @@ class SubmissionCode:
 
     cells: list[str]
     """Code to run in the submission's process, in order."""
-    stub_parts: set[str] = field(default_factory=set)
-    """Parts whose solution cell still holds the release's stub."""
     warnings: list[str] = field(default_factory=list)
     """How the submission departed from the release (for the report)."""
+    demo_names: set[str] = field(default_factory=set)
+    """Names that only demonstration cells (which the grader skips) define: a NameError on
+    one of them is explained as such."""
 
 
 def is_definition(node):
@@ -38,6 +39,32 @@ def is_definition(node):
             return False
         return True
     return False
+
+
+def top_level_names(source):
+    """Names a cell binds at its top level (assignments, loops, imports, defs)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        else:
+            names |= {n.id for n in ast.walk(node)
+                      if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return names
+
+
+def demo_only_names(submission, source_notebook, cells):
+    """Names bound by the demonstration cells of either notebook and by none of `cells`."""
+    demos = [c.source for nb in (submission, source_notebook) for c in nb.cells
+             if c.cell_type == "code" and is_demo(c)]
+    shown = set().union(*map(top_level_names, demos)) if demos else set()
+    return shown - set().union(set(), *map(top_level_names, cells))
 
 
 def definitions_only(source):
@@ -77,6 +104,11 @@ def cell_roles(source_notebook):
     return roles
 
 
+def given_sources(source_notebook):
+    """The sources of the instructor's given cells (restored into every submission)."""
+    return [cell.source for role, cell in cell_roles(source_notebook).values() if role == "given"]
+
+
 def submission_code(submission, source_notebook):
     """SubmissionCode for a submission (a notebook or a path) against the source notebook."""
     if not hasattr(submission, "cells"):
@@ -90,7 +122,7 @@ def submission_code(submission, source_notebook):
     source_order = [gid for gid in roles if gid in seen]
     intact = (set(given_ids) | solution_ids) <= seen and ids_in_order == source_order
     if not intact:
-        return restructured_code(submission, roles, given_ids)
+        return restructured_code(submission, source_notebook, roles, given_ids)
 
     code = SubmissionCode(cells=[])
     for cell in submission.cells:
@@ -101,8 +133,6 @@ def submission_code(submission, source_notebook):
                 code.cells.append(source_cell.source)  # locked: the instructor's version
             elif role == "solution" and cell.cell_type == "code":
                 code.cells.append(cell.source)
-                if is_stub(cell):
-                    code.stub_parts.add(grade_id.removesuffix(SOLUTION_SUFFIX))
         elif cell.cell_type == "code" and not is_demo(cell):
             code.cells.append(definitions_only(cell.source))
     edited = [gid for gid in given_ids
@@ -111,10 +141,11 @@ def submission_code(submission, source_notebook):
     if edited:
         code.warnings.append("locked instructor cells were edited and have been restored: "
                              + ", ".join(edited))
+    code.demo_names = demo_only_names(submission, source_notebook, code.cells)
     return code
 
 
-def restructured_code(submission, roles, given_ids):
+def restructured_code(submission, source_notebook, roles, given_ids):
     code = SubmissionCode(
         cells=[roles[gid][1].source for gid in given_ids],
         warnings=["the notebook's cells differ from the release (merged, split, reordered or "
@@ -124,6 +155,5 @@ def restructured_code(submission, roles, given_ids):
         role = roles.get(grade_id, ("student", None))[0]
         if cell.cell_type == "code" and role not in ("given", "test", "demo") and not is_demo(cell):
             code.cells.append(definitions_only(cell.source))
-            if role == "solution" and is_stub(cell):
-                code.stub_parts.add(grade_id.removesuffix(SOLUTION_SUFFIX))
+    code.demo_names = demo_only_names(submission, source_notebook, code.cells)
     return code

@@ -51,7 +51,7 @@ def add_arguments(parser):
                         help="SGD learning rate (default: %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
                         help="minibatch size (default: %(default)s)")
-    parser.add_argument("--device", default=defaults.device, metavar="{%s}" % ",".join(DEVICE_CHOICES),
+    parser.add_argument("--device", default=defaults.device, metavar="{" + ",".join(DEVICE_CHOICES) + "}",
                         help="where to train; auto = CUDA when available (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seeds initialisation and shuffling (default: %(default)s)")

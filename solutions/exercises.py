@@ -9,7 +9,6 @@ import torch
 
 from .softmax_regression import softmax
 
-
 # Exercise 1: exp overflows, and the naive softmax turns inf / inf into NaN.
 
 def overflow_threshold(dtype):

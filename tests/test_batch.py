@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from test_source_notebook import CODE_PARTS
 
 from grader.notebook import replace_in_cell
-from test_source_notebook import CODE_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "submissions"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_edits import fill_in, stub_out, write
+from test_source_notebook import CODE_PARTS, SOURCE, WRITTEN_PARTS
 
 from grader.notebook import cell_with_grade_id, replace_in_cell
-from notebook_edits import write
-from test_source_notebook import CODE_PARTS, SOURCE, WRITTEN_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = ROOT / "release" / "softmax_regression" / "softmax_regression.ipynb"
@@ -46,7 +46,77 @@ def test_untouched_release_is_not_attempted_everywhere():
                                                                         "not attempted")
     assert {part: rows[part][0] for part in WRITTEN_PARTS} == dict.fromkeys(WRITTEN_PARTS,
                                                                            "unanswered")
+    assert proc.stdout.splitlines()[-1].startswith("public tests: 15 not attempted (of 15 parts)")
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+BISECTION = """\
+    lo, hi = 0.0, torch.finfo(dtype).max
+    while True:
+        mid = torch.tensor((lo + hi) / 2, dtype=dtype).item()
+        if mid in (lo, hi):
+            return hi
+        if torch.isinf(torch.exp(torch.tensor(mid, dtype=dtype))):
+            hi = mid
+        else:
+            lo = mid"""
+RETURNS_BEFORE_THE_STUB_LINE = """\
+    X_exp = torch.exp(X)
+    return X_exp / X_exp.sum(1, keepdim=True)
+    raise NotImplementedError()"""
+
+
+@pytest.fixture(scope="module")
+def half_finished(tmp_path_factory):
+    """The release with softmax written above a leftover stub line, and one of the two
+    functions of exercise 1 written."""
+    notebook = nbformat.read(RELEASE, as_version=4)
+    fill_in(notebook, "softmax_solution", "softmax", RETURNS_BEFORE_THE_STUB_LINE)
+    fill_in(notebook, "ex1_overflow_solution", "overflow_threshold", BISECTION)
+    return check(write(notebook, tmp_path_factory.mktemp("half") / "student.ipynb"))
+
+
+def test_a_function_that_returns_before_a_leftover_stub_line_is_attempted(half_finished):
+    proc, rows = half_finished
+    assert rows["softmax"] == ("passed", "")
+
+
+def test_one_function_written_beside_a_stub_is_checked_and_the_stub_named(half_finished):
+    proc, rows = half_finished
+    status, message = rows["ex1_overflow"]
+    assert status == "incomplete"
+    assert "not attempted: naive_softmax_breaks (2 points)" in message
+    assert "passed: overflow_threshold" in message
+    untouched = [part for part in CODE_PARTS if part not in ("softmax", "ex1_overflow")]
+    assert {part: rows[part][0] for part in untouched} == dict.fromkeys(untouched,
+                                                                       "not attempted")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-1].startswith(
+        "public tests: 1 passed, 1 incomplete, 13 not attempted (of 15 parts)")
+
+
+def test_each_function_has_its_own_public_tests(tmp_path):
+    """The reference with one function of every part of several left a stub: the other
+    functions' public tests still run and pass, and a written function that calls the
+    stub says so."""
+    notebook = nbformat.read(SOURCE, as_version=4)
+    stubs = {"predict": "predict_ch3", "ex2_log_domain": "naive_cross_entropy_breaks",
+             "ex3_stable_loss": "stable_softmax", "ex4_decision": "expected_cost",
+             "ex5_large_vocab": "full_log_prob"}
+    for part, function in stubs.items():
+        stub_out(notebook, f"{part}_solution", function)
+    proc, rows = check(write(notebook, tmp_path / "student.ipynb"))
+    assert proc.returncode == 1
+    for part, function in stubs.items():
+        status, message = rows[part]
+        assert status == "incomplete", (part, rows[part])
+        assert message.startswith(f"not attempted: {function} ("), (part, message)
+    assert "passed: get_fashion_mnist_labels" in rows["predict"][1]
+    assert "passed: two_level_log_prob" in rows["ex5_large_vocab"][1]
+    assert "bayes_decision calls expected_cost, which is still a stub" in rows["ex4_decision"][1]
+    assert "passed: decide_with_reject" in rows["ex4_decision"][1]
+    others = [part for part in CODE_PARTS if part not in stubs]
+    assert {part: rows[part][0] for part in others} == dict.fromkeys(others, "passed")
 
 
 def test_failures_errors_and_timeouts_each_cost_their_own_part(tmp_path):

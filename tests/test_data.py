@@ -1,13 +1,12 @@
 import pytest
 import torch
 import torchvision
+from fake_fashion_mnist import fake_files, write_debian_layout, write_torchvision_layout
 from torchvision import transforms
 
 from solutions import data_files
 from solutions.data import TensorBatches, load_fashion_mnist_tensors
 from solutions.data_files import DataNotFoundError, find_fashion_mnist
-
-from fake_fashion_mnist import fake_files, write_debian_layout, write_torchvision_layout
 
 
 @pytest.fixture

@@ -10,9 +10,16 @@ import torch.nn.functional as F
 from solutions import softmax_regression as sr
 from solutions.data import TensorBatches
 from solutions.device import DeviceUnavailableError, resolve_device
-from solutions.exercises import (bayes_decision, decide_with_reject, expected_cost,
-                                 full_log_prob, log_softmax, softmax_cross_entropy,
-                                 stable_softmax, two_level_log_prob)
+from solutions.exercises import (
+    bayes_decision,
+    decide_with_reject,
+    expected_cost,
+    full_log_prob,
+    log_softmax,
+    softmax_cross_entropy,
+    stable_softmax,
+    two_level_log_prob,
+)
 from solutions.softmax_regression import cross_entropy, sgd, softmax, train_epoch_ch3
 
 META = torch.device("meta")

@@ -10,6 +10,7 @@ import sys
 import time
 
 import corpus
+
 from grader.budgets import BUDGETS
 from grader.grade import grade_notebook
 from grader.results import to_gradescope

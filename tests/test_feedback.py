@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy
 import pytest
 from PIL import Image, ImageStat
+from test_results import SCRIPT, make_report
 
-from grader.feedback import (STUDENT_COLOUR, feedback_html, feedback_markdown, lost_parts,
-                             write_feedback)
+from grader.feedback import STUDENT_COLOUR, feedback_html, feedback_markdown, lost_parts, write_feedback
 from grader.guide import GUIDES, guide
 from grader.notebook import read_notebook
 from grader.results import GradeReport, TestResult, number_text, points_text, written_answer
-from test_results import SCRIPT, make_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"
@@ -238,7 +237,7 @@ def test_feedback_html_is_self_contained_and_escaped(tmp_path):
     page = parse(page_text)
     assert "script" not in page.tags                         # the message stayed text
     assert not {"link", "iframe", "object"} & set(page.tags)
-    for tag, name, value in page.attrs:                      # nothing loaded from elsewhere
+    for _tag, name, value in page.attrs:                      # nothing loaded from elsewhere
         assert name not in ("src", "href") or value.startswith(
             ("https://classic.d2l.ai/", "https://d2l.ai/", "#", "data:image/png;base64,")), value
     text = "".join(page.text)
@@ -247,7 +246,7 @@ def test_feedback_html_is_self_contained_and_escaped(tmp_path):
     rows = {row[0]: row[1:] for row in page.rows}
     assert rows["part"] == ["points", "status", "read"]
     assert rows["softmax"] == ["2 / 4", "failed", "3.6.2 Defining the Softmax Operation"]
-    assert rows["cross_entropy"][:2] == ["0 / 3", "error (raised)"]
+    assert rows["cross_entropy"][:2] == ["0.5 / 3", "error (raised)"]
     assert rows["train"][:2] == ["0 / 5", "timed out"]
     assert rows["evaluate_accuracy"][:2] == ["0 / 2", "crashed"]
     assert rows["ex5_large_vocab"][:2] == ["0 / 3", "over budget"]
@@ -258,7 +257,7 @@ def test_feedback_html_is_self_contained_and_escaped(tmp_path):
     assert "largest error: nan, tolerance 0.001" in text
     assert "time against the reference: 12.5× the reference's (allowed: at most 5×)" in text
     assert "IndexError: too many indices" in text
-    assert "Score: 2 / 20 auto-graded points." in text
+    assert "Score: 2.5 / 20 auto-graded points." in text
     assert "not isolated: graded with --unsafe-no-sandbox" in text
     assert "BOOM" not in page_text                           # never code
     assert "p.grad was not zeroed" not in page_text          # not a visible test

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_edits import write
+from test_source_notebook import CODE_PARTS, WRITTEN_PARTS
 
 from grader.grade import grade_notebook
 from grader.notebook import replace_in_cell
-from notebook_edits import write
-from test_source_notebook import CODE_PARTS, WRITTEN_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "submissions"

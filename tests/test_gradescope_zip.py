@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.gradescope_zip import EXECUTABLES, package_files
 from grader.grade import DEFAULT_SOURCE
+from grader.gradescope_zip import EXECUTABLES, package_files
 from grader.notebook import find_parts, read_notebook
 from solutions.data_files import find_fashion_mnist
 

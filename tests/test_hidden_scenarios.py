@@ -8,6 +8,7 @@ argument and result sent through the wire format of grader.protocol, exceptions
 mapped to StudentError as the sandbox child does.
 """
 
+import functools
 import json
 import types
 from pathlib import Path
@@ -17,8 +18,8 @@ import torch
 
 import grader.scenarios
 import solutions
-from grader.hidden import (StudentError, accumulator, evaluate_accuracy, gradients, predict, sgd,
-                           train, train_epoch)
+from grader.hidden import StudentError, accumulator, evaluate_accuracy, gradients, predict, sgd, train, train_epoch
+from grader.judge import Context
 from grader.protocol import decode_value, encode_value
 from solutions.data_files import find_fashion_mnist, raw_dir
 
@@ -113,12 +114,20 @@ def variant(function, mistake):
     return copy
 
 
+@functools.cache
+def reference_fashion_mnist_run():
+    """The reference's run of the end-to-end scenario, as the judge's Context gives it."""
+    return train.run_fashion_mnist(FakeStudent(reference_namespace()))
+
+
 def outcomes(namespace, tests):
     """[(test, its Verdict or StudentError)] of each test against the namespace."""
     student, results = FakeStudent(namespace), []
+    context = Context({}, set(), reference_run=reference_fashion_mnist_run)
     for test in tests:
         try:
-            results.append((test, test.run(student)))
+            verdict = test.run(student, context) if test.end_to_end else test.run(student)
+            results.append((test, verdict))
         except StudentError as err:
             results.append((test, err))
     return results

@@ -11,9 +11,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.hidden import HiddenTest, StudentError, Verdict
-from grader.hidden import (accuracy, checks, cross_entropy, ex1_overflow, ex2_log_domain, ex3_stable_loss,
-                           ex4_decision, ex5_large_vocab, net, softmax)
+from grader.hidden import (
+    HiddenTest,
+    StudentError,
+    Verdict,
+    accuracy,
+    checks,
+    cross_entropy,
+    ex1_overflow,
+    ex2_log_domain,
+    ex3_stable_loss,
+    ex4_decision,
+    ex5_large_vocab,
+    net,
+    softmax,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = [softmax, net, cross_entropy, accuracy, ex1_overflow, ex2_log_domain, ex3_stable_loss,
@@ -263,7 +275,7 @@ MISTAKES = [
     ("cross_entropy", cross_entropy_mean, cross_entropy.MEAN),
     ("cross_entropy", cross_entropy_smoothed, "epsilon smoothing -log(p + 1e-08)"),
     ("cross_entropy", cross_entropy_clamped, "clamping -log(max(p, 1e-12))"),
-    ("cross_entropy", cross_entropy_squeezed, checks.RESHAPED),
+    ("cross_entropy", cross_entropy_squeezed, "the right values in shape [] instead of [1]"),
     ("accuracy", accuracy_fraction, accuracy.FRACTION),
     ("accuracy", accuracy_dim0, accuracy.DIM0),
     ("accuracy", accuracy_tensor, "returned a torch.Tensor (value"),
@@ -399,9 +411,11 @@ def test_compare_reports_error_tolerance_and_what_was_tried():
 
 @pytest.mark.parametrize("actual, problem", [
     (torch.zeros(4, 3).numpy(), "returned a numpy.ndarray, expected a torch.Tensor"),
-    (torch.zeros(3), "returned shape [3], expected [4, 3]"),
-    (torch.zeros(4, 3, dtype=torch.float32), "returned dtype float32 for a float64 input"),
-    (torch.full((4, 3), float("nan"), dtype=torch.float64), "NaN at 12 of 12 entries, e.g. at [0, 0]"),
+    (torch.zeros(3), "returned shape [3], expected shape [4, 3]"),
+    (torch.zeros(4, 3, dtype=torch.float32), "returned dtype float32 for a float64 input "
+                                              f"({checks.FLOAT32_MADE})"),
+    (torch.full((4, 3), float("nan"), dtype=torch.float64),
+     "NaN at 12 of 12 entries, e.g. at [0, 0], [0, 1], [0, 2]"),
 ])
 def test_compare_says_what_is_wrong(actual, problem):
     verdict = checks.compare(actual, torch.zeros(4, 3, dtype=torch.float64), "f on float64 [4, 3]", torch.float64)
@@ -412,7 +426,8 @@ def test_oracle_inf_must_come_back_exactly():
     expected = torch.tensor([float("inf"), 1.0], dtype=torch.float64)
     assert checks.compare(expected.clone(), expected, "l", torch.float64).passed
     verdict = checks.compare(torch.tensor([18.42, 1.0], dtype=torch.float64), expected, "l", torch.float64)
-    assert not verdict.passed and "expected inf at [0]" in verdict.message
+    assert not verdict.passed and "gives inf or NaN" in verdict.message
+    assert "1 of 2 entries, e.g. at [0]" in verdict.message
 
 
 def test_log_domain_scale_accepts_rounding_of_the_logits_magnitude():

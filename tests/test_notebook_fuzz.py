@@ -4,13 +4,12 @@ NotebookError with one line for the user, never in another exception."""
 
 import json
 
+import corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grader.notebook import NotebookError, read_notebook
 from grader.submission import submission_code
-
-import corpus
 
 SOURCE = read_notebook(corpus.SOURCE)
 RELEASE_TEXT = corpus.RELEASE.read_text()

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy
 import pytest
 from PIL import Image, ImageStat
+from test_feedback import PageParser, needs_chromium
 
 from grader.hidden.cross_entropy import MEAN
 from grader.hidden.ex4_decision import LESS_EQUAL
 from grader.notebook import find_parts, read_notebook
 from grader.report import OUTCOME_COLOURS
 from grader.results import points_text
-from test_feedback import PageParser, needs_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"

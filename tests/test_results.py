@@ -68,7 +68,7 @@ def make_report():
                    f"returned NaN; did you subtract the row maximum? {SCRIPT}",
                    {"max_abs_error": math.nan, "tolerance": 1e-3, "shape": [8, 10],
                     "mistake": "no max subtraction"}),
-        TestResult("cross_entropy: per-example losses", "cross_entropy", 0, 3, "error",
+        TestResult("cross_entropy: per-example losses", "cross_entropy", 0, 2, "error",
                    "IndexError: too many indices for tensor of dimension 1",
                    {"exception": "IndexError"}),
         TestResult("train: reaches 0.8 test accuracy in 5 epochs", "train", 0, 5, "timeout",
@@ -85,6 +85,8 @@ def make_report():
                    "p.grad was not zeroed", {"grad_norm": math.inf, "low": -math.inf,
                                              "grad": torch.tensor([1.0, 2.0])},
                    visibility="after_due_date"),
+        TestResult("cross_entropy: losses of [64, 10]", "cross_entropy", 0.5, 1, "partial",
+                   "returned shape [64, 1]: the right values in a near-miss shape", {}),
         written_answer("ex1_written", 3),
     ]
     return GradeReport(submission="/subs/alice/softmax_regression.ipynb", tests=tests,
@@ -124,13 +126,13 @@ def test_gradescope_json_follows_the_results_contract(report, tmp_path):
         assert math.fsum(t["score"] for t in by_part[part]) == pytest.approx(score)
         assert math.fsum(t["max_score"] for t in by_part[part]) == pytest.approx(max_score)
     assert report.part_scores()["softmax"] == (2.0, 4.0)
-    assert data["score"] == pytest.approx(math.fsum(t["score"] for t in tests)) == 2.0
+    assert data["score"] == pytest.approx(math.fsum(t["score"] for t in tests)) == 2.5
     assert data["max_score"] == pytest.approx(20.0)  # auto-graded points only
 
     status = {t["extra_data"]["outcome"]: t["status"] for t in tests}
     assert status == {"passed": "passed", "manual": "passed", "failed": "failed",
                       "error": "failed", "timeout": "failed", "crashed": "failed",
-                      "over_budget": "failed", "not_attempted": "failed"}
+                      "over_budget": "failed", "not_attempted": "failed", "partial": "failed"}
 
     written = tests[-1]
     assert written["tags"] == ["ex1_written"]
@@ -148,7 +150,7 @@ def test_gradescope_json_follows_the_results_contract(report, tmp_path):
     assert isinstance(sgd["grad"], str) and sgd["grad"].startswith("tensor(")
     assert tests[7]["visibility"] == "after_due_date"
 
-    assert "2 / 20" in data["output"] and "3 more points await manual grading" in data["output"]
+    assert "2.5 / 20" in data["output"] and "3 more points await manual grading" in data["output"]
     assert "not isolated: graded with --unsafe-no-sandbox" in data["output"]
     assert data["execution_time"] == pytest.approx(12.346)
 
@@ -176,14 +178,14 @@ def test_junit_reads_back_with_junitparser(report, tmp_path):
     path = results.write_junit(report, tmp_path / "junit.xml")
     suite = read_suite(path)
     assert suite.name == "softgrade"
-    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (9, 4, 3, 1)
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (10, 5, 3, 1)
     assert suite.time == pytest.approx(12.346)
     props = {p.name: p.value for p in suite.properties()}
-    assert float(props["score"]) == 2.0 and float(props["max_score"]) == 20.0
+    assert float(props["score"]) == 2.5 and float(props["max_score"]) == 20.0
 
     cases = {case.name: case for case in suite}
     assert list(cases) == [t.name for t in report.tests]
-    expected = {"passed": None, "failed": Failure, "over_budget": Failure,
+    expected = {"passed": None, "failed": Failure, "over_budget": Failure, "partial": Failure,
                 "not_attempted": Failure, "error": Error, "timeout": Error, "crashed": Error,
                 "manual": Skipped}
     for t in report.tests:
@@ -244,7 +246,7 @@ def test_writes_are_atomic_and_leave_nothing_behind(report, tmp_path, monkeypatc
     monkeypatch.undo()
 
     results.write_gradescope(report, tmp_path / "results.json")
-    assert json.loads((tmp_path / "results.json").read_text())["score"] == 1.0
+    assert json.loads((tmp_path / "results.json").read_text())["score"] == 1.5
     assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o600  # mode kept
     assert len(os.listdir(tmp_path)) == 4
 
@@ -266,7 +268,20 @@ def test_parts_aggregate_in_first_appearance_order():
     assert (report.score, report.max_score, report.manual_points) == (1.5, 7.0, 2.5)
     ranked = sorted(OUTCOMES, key=results.SEVERITY.index, reverse=True)
     assert ranked == ["crashed", "timeout", "error", "over_budget", "failed", "not_attempted",
-                      "manual", "passed"]
+                      "partial", "manual", "passed"]
+
+
+def test_a_part_with_a_stub_beside_written_functions_is_partial():
+    """A stub costs only its function's tests: the part is not "not attempted" when another
+    of its functions was written, and its worst attempted outcome decides."""
+    def part(*outcomes):
+        tests = [TestResult(f"ex1: {i}", "ex1", 0, 1, o) for i, o in enumerate(outcomes)]
+        return GradeReport("s.ipynb", tests=tests).outcome_by_part()["ex1"]
+
+    assert part("passed", "not_attempted") == "partial"
+    assert part("failed", "not_attempted") == "failed"
+    assert part("not_attempted", "not_attempted") == "not_attempted"
+    assert part("passed", "passed") == "passed"
     assert results.worst([]) == "passed" and results.worst(["manual", "not_attempted"]) == \
         "not_attempted"
 

@@ -11,8 +11,7 @@ import torch
 from grader.hidden import StudentError
 from grader.isolation import NotIsolated, choose_isolation
 from grader.protocol import Foreign
-from grader.sandbox import (ChildCrashed, ChildTimeout, Limits, LimitTooLow, SubmissionProcess,
-                            bubblewrap_works)
+from grader.sandbox import ChildCrashed, ChildTimeout, Limits, LimitTooLow, SubmissionProcess, bubblewrap_works
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,10 +7,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions import softmax_regression as sr
-from solutions.softmax_regression import (Accumulator, accuracy, cross_entropy,
-                                          evaluate_accuracy, get_fashion_mnist_labels,
-                                          predict_ch3, sgd, softmax, train_ch3,
-                                          train_epoch_ch3)
+from solutions.softmax_regression import (
+    Accumulator,
+    accuracy,
+    cross_entropy,
+    evaluate_accuracy,
+    get_fashion_mnist_labels,
+    predict_ch3,
+    sgd,
+    softmax,
+    train_ch3,
+    train_epoch_ch3,
+)
 
 # The contract's class order, written out here rather than read from the code.
 FASHION_LABELS = ["t-shirt", "trouser", "pullover", "dress", "coat",

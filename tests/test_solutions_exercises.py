@@ -10,11 +10,19 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solutions.exercises import (bayes_decision, decide_with_reject, expected_cost,
-                                 full_log_prob, log_softmax,
-                                 naive_cross_entropy_breaks, naive_softmax_breaks,
-                                 overflow_threshold, softmax_cross_entropy, stable_softmax,
-                                 two_level_log_prob)
+from solutions.exercises import (
+    bayes_decision,
+    decide_with_reject,
+    expected_cost,
+    full_log_prob,
+    log_softmax,
+    naive_cross_entropy_breaks,
+    naive_softmax_breaks,
+    overflow_threshold,
+    softmax_cross_entropy,
+    stable_softmax,
+    two_level_log_prob,
+)
 from solutions.softmax_regression import cross_entropy, softmax
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from solutions import exercises, softmax_regression
 from grader.notebook import find_parts, is_demo, nbgrader_metadata
+from solutions import exercises, softmax_regression
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "assignments" / "softmax_regression" / "softmax_regression.ipynb"

@@ -4,16 +4,25 @@ release), run in the grader's process, and reach the student's code only
 through a `Student` (calls whose arguments and results are plain data).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class StudentError(Exception):
     """The student's code raised; `ename` is the exception's class name, `message` its text."""
 
-    def __init__(self, ename, message):
+    def __init__(self, ename, message, frames=()):
         super().__init__(f"{ename}: {message}")
         self.ename, self.message = ename, message
+        self.frames = [tuple(frame) for frame in frames]
+        """[(qualified function name, source line), ...] of the notebook's code, innermost
+        last, as the child reported them (the student's to forge: used only to explain)."""
+
+    @property
+    def raised_in(self):
+        """The qualified name of the innermost notebook function the exception came from."""
+        return self.frames[-1][0] if self.frames else None
 
 
 class Student(Protocol):
@@ -79,3 +88,13 @@ class HiddenTest:
     function: str | None = None
     """The student's function whose credit the test carries; None: the part's only
     function, or the one its name starts with (manifest.function_of)."""
+    end_to_end: bool = False
+    """True for a test of the student's own functions working together (Fashion-MNIST):
+    it runs before any book substitute is in the process, and `run(student, context)`
+    also gets the judge's Context (the reference's run to compare with)."""
+    inputs_unchanged: bool = False
+    """True for the test that a function leaves its inputs unchanged: it fails too when any
+    other plain call of the function modified a tensor argument in place."""
+    uses: tuple[str, ...] = ()
+    """For an end-to-end test: the student's functions it exercises, the suspects when it
+    fails."""

@@ -24,11 +24,16 @@ def scores(n, q, seed, dtype):
 
 
 def half_right(y_hat, seed):
-    """Labels [n]: the row's best class for about half of the rows, a random class otherwise."""
+    """Labels [n]: the row's best class for about half of the rows, another class otherwise;
+    the first row right and the last wrong, so that no constant count is ever right."""
     n, q = y_hat.shape
     best = y_hat.argmax(dim=1)
     right = torch.rand(n, generator=generator(seed)) < 0.5
-    return torch.where(right, best, labels(n, q, seed + 1))
+    right[0] = True
+    if n > 1:
+        right[-1] = False
+    other = (best + 1 + labels(n, q - 1, seed + 1)) % q
+    return torch.where(right, best, other)
 
 
 def count_correct(y_hat, y):
@@ -50,15 +55,15 @@ def check(student, y_hat, y, what):
     a = student.call("accuracy", y_hat, y)
     expected = count_correct(y_hat, y)
     what = f"accuracy on {what}"
-    details = {"expected": expected}
     if not isinstance(a, float):
         value = f" ({short_value(a)})" if short_value(a) else ""
-        return failed(what, f"returned {a_type(a)}{value}, expected a Python float (float(...) of the count)",
-                      details)
-    details["returned"] = a
+        return failed(what, f"returned {a_type(a)}{value}, expected a Python float "
+                            "(float(...) of the count)")
+    details = {"returned": a}
     if a != expected:
-        return failed(what, f"returned {a:g}, expected {expected:g} correct of {len(y)}", details, a,
-                      known_mistakes(y_hat, y))
+        # neither the count nor how far off it is: the student's value and either give the answer
+        return failed(what, f"returned {a:g} for {len(y)} examples, which is not the number of "
+                            f"correct predictions", details, a, known_mistakes(y_hat, y))
     return Verdict(True, f"{what}: {a:g} correct of {len(y)}", details)
 
 
@@ -83,8 +88,9 @@ def predicted_labels(student, dtype):
     return check(student, y_hat, y, f"predicted labels {describe(y_hat)}")
 
 
-def all_and_none(student):
-    y_hat = scores(25, 10, 413, torch.float32)
+def all_and_none(student, n=25, seed=413):
+    """Every prediction right, then every one wrong: no constant passes both."""
+    y_hat = scores(n, 10, seed, torch.float32)
     best = y_hat.argmax(dim=1)
     verdict = check(student, y_hat, best, f"scores {describe(y_hat)} with every prediction right")
     if not verdict.passed:
@@ -104,7 +110,8 @@ TESTS = [
     HiddenTest("a square batch [10, 10] takes the argmax of rows", PART, 1.0,
                lambda s: random_scores(s, 10, 10, torch.float32, 409)),
     HiddenTest("two classes [30, 2]", PART, 0.5, lambda s: random_scores(s, 30, 2, torch.float32, 415)),
-    HiddenTest("a single row [1, 10]", PART, 0.5, lambda s: random_scores(s, 1, 10, torch.float32, 417)),
+    HiddenTest("a single row [1, 10], right and wrong", PART, 0.5,
+               lambda s: all_and_none(s, 1, 417)),
     HiddenTest("predicted labels int64 [40]", PART, 1.0, lambda s: predicted_labels(s, torch.int64)),
     HiddenTest("predicted labels float32 [40]", PART, 0.5, lambda s: predicted_labels(s, torch.float32)),
     HiddenTest("all right gives n, all wrong gives 0", PART, 1.0, all_and_none),

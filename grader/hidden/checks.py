@@ -26,6 +26,30 @@ accept that rounding and nothing coarser.
 Inf and NaN in the oracle (-log 0 = inf) must come back exactly; inf or NaN in
 the result where the oracle is finite always fails.
 
+Inputs per submission
+---------------------
+Every hidden input is drawn from its test's seed mixed with the grading's salt
+(`use_salt`; grade.py derives it from the course secret and the notebook's bytes):
+the same notebook always gets the same inputs and grade, another notebook (a
+resubmission) other ones, so values harvested from one grading say nothing about
+the next. Inputs written out in a test (the extremes of ±1e4, probabilities at
+a threshold) stay fixed: the student can work their answers out anyway.
+
+No answers in messages
+----------------------
+A message says what was tried (the kind of input, shapes, dtypes), how far off the
+result is (the worst error against its tolerance, how many entries or rows are
+wrong and where) and the named mistake; it may show the student's own values, never
+an expected one, nor the student's value beside its error (their sum is the answer).
+
+Near-miss shapes
+----------------
+Right values whose shape differs from the asked one only by dimensions of size 1
+([n, 1] or [1, n] where [n] is asked, a 0-d tensor where [1] is) earn
+NEAR_MISS_CREDIT of the test's points: the work is done, yet the result breaks
+the code that uses it ([n, 1] - [n] broadcasts to [n, n], and a mean over it hides
+the mistake).
+
 What cannot be checked through plain calls
 -----------------------------------------
 `Student.call` returns results only, detached and copied: whether a function
@@ -33,6 +57,8 @@ modified its input in place, and whether autograd gives the right gradient,
 need scenarios that run inside the submission's process (gradients.py).
 """
 
+import contextlib
+import hashlib
 import math
 
 import torch
@@ -48,13 +74,46 @@ TOLERANCES = {
 MAGNITUDE_ULPS = 2
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 RESHAPED = "the right values in the wrong shape (a squeeze() or reshape that dropped or added a dimension)"
+FLOAT32_MADE = ("torch.tensor(...) of Python numbers, torch.zeros/ones/empty/full/arange(...) "
+                "without dtype=, and .float() all make float32 tensors")
+FLOAT32_PRECISION = ("a result with float32's precision (about 7 digits) in a float64 test: part "
+                     f"of the computation ran in float32 ({FLOAT32_MADE}; follow the input's "
+                     "dtype, e.g. torch.zeros_like(X) or dtype=X.dtype)")
+NEAR_MISS_CREDIT = 0.5
 
 
 # Inputs: generated in float64 from a seed, then rounded to the dtype under test,
 # so every dtype sees the same numbers as far as it can hold them.
 
+_salt = b""
+
+
+def use_salt(salt):
+    """From now on every hidden input is drawn from its seed mixed with `salt` (bytes): each
+    grading sets its own before its first test. Returns the salt it replaces."""
+    global _salt
+    previous, _salt = _salt, bytes(salt)
+    return previous
+
+
+@contextlib.contextmanager
+def salted(salt):
+    """`use_salt` for the block only."""
+    previous = use_salt(salt)
+    try:
+        yield
+    finally:
+        use_salt(previous)
+
+
+def seed_of(seed):
+    """The generator seed of a test's `seed` under the current salt (63 bits)."""
+    digest = hashlib.sha256(_salt + seed.to_bytes(8, "big", signed=True)).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 def generator(seed):
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(seed_of(seed))
 
 
 def randn(shape, seed, scale=1.0, dtype=torch.float64):
@@ -117,15 +176,27 @@ def tensor_problem(actual, shape, dtype, dtype_text=None):
     if not isinstance(actual, torch.Tensor):
         return f"returned {a_type(actual)}, expected a torch.Tensor"
     if tuple(actual.shape) != tuple(shape):
-        return f"returned shape {shape_text(actual.shape)}, expected {shape_text(shape)}"
+        return f"returned shape {shape_text(actual.shape)}, expected shape {shape_text(shape)}"
     if actual.dtype != dtype:
         wanted = dtype_text or f"for a {dtype_name(dtype)} input"
-        return f"returned dtype {dtype_name(actual.dtype)} {wanted}"
+        float32_for_float64 = (actual.dtype, dtype) == (torch.float32, torch.float64)
+        hint = f" ({FLOAT32_MADE})" if float32_for_float64 else ""
+        return f"returned dtype {dtype_name(actual.dtype)} {wanted}{hint}"
     return None
 
 
+def where(mask, limit=3):
+    """'3 of 40 entries, e.g. at [0, 2], [5, 1]': how many entries `mask` marks, the first few."""
+    found = [[int(i) for i in index] for index in torch.nonzero(mask)[:limit]]
+    places = ", ".join(str(index) for index in found)
+    return f"{int(mask.sum())} of {mask.numel()} entries, e.g. at {places}"
+
+
 def value_problem(actual, expected, dtype, scale=0.0):
-    """Compare a tensor with the float64 oracle of the same shape; returns (problem or None, numbers)."""
+    """Compare a tensor with the float64 oracle of the same shape: (problem or None, numbers).
+
+    The problem says where and how far the result is off, never the oracle's values nor the
+    student's value at the worst entry (with its error, that gives the answer away)."""
     a, e = actual.detach().double(), expected.double()
     rtol, atol = TOLERANCES[dtype]
     special = ~torch.isfinite(e)
@@ -138,25 +209,64 @@ def value_problem(actual, expected, dtype, scale=0.0):
         return None, {"max_abs_error": 0.0, "tolerance": float(atol)}
     worst = int((err / tol).flatten().argmax())
     numbers = {"max_abs_error": float(err.flatten()[worst]), "tolerance": float(tol.flatten()[worst])}
-
-    def where(mask):
-        index = [int(i) for i in torch.nonzero(mask)[0]]
-        return f"{int(mask.sum())} of {mask.numel()} entries, e.g. at {index}"
-
     for bad, name in ((~special & torch.isnan(a), "NaN"), (~special & torch.isinf(a), "inf")):
         if bad.any():
             return f"{name} at {where(bad)}", numbers
     wrong_special = special & ~((a == e) | (torch.isnan(a) & torch.isnan(e)))
     if wrong_special.any():
-        index = tuple(int(i) for i in torch.nonzero(wrong_special)[0])
-        return (f"expected {float(e[index])} at {list(index)} (the oracle's inf or NaN), "
-                f"got {float(a[index])}"), numbers
+        return (f"where the definition gives inf or NaN (e.g. -log 0 = inf) the result differs: "
+                f"{where(wrong_special)}"), numbers
     if numbers["max_abs_error"] > numbers["tolerance"]:
-        index = list(torch.unravel_index(torch.tensor(worst), err.shape))
-        at = [int(i) for i in index]
+        at = [int(i) for i in torch.unravel_index(torch.tensor(worst), err.shape)]
         return (f"max |error| {numbers['max_abs_error']:.1e} > tolerance {numbers['tolerance']:.1e} "
-                f"(at {at}: got {float(a[tuple(at)]):.7g}, expected {float(e[tuple(at)]):.7g})"), numbers
+                f"at {at}; outside the tolerance: {where(err > tol)}"), numbers
     return None, numbers
+
+
+def near_miss_shape(shape, wanted):
+    """Whether `shape` differs from the asked `wanted` only by dimensions of size 1."""
+    shape, wanted = tuple(shape), tuple(wanted)
+    return shape != wanted and [s for s in shape if s != 1] == [s for s in wanted if s != 1]
+
+
+def why_shape_matters(shape, wanted):
+    """What a near-miss shape breaks in the code that uses the result."""
+    got, asked = shape_text(shape), shape_text(wanted)
+    try:
+        broadcast = tuple(torch.broadcast_shapes(tuple(shape), tuple(wanted)))
+    except RuntimeError:
+        broadcast = None
+    if broadcast is not None and math.prod(broadcast) > math.prod(wanted):
+        table = shape_text(broadcast)
+        return (f"{got} - {asked} broadcasts to {table}: arithmetic with a {asked} tensor (the "
+                f"labels, another loss) silently makes a {table} table, and a mean or sum over it "
+                "hides the mistake")
+    if len(shape) < len(wanted):
+        return ("a squeeze() or .item() dropped a dimension of size 1: len(), indexing and "
+                "torch.cat over batches fail on it")
+    pieces = [f"indexing picks a {shape_text(shape[1:])} slice, not an entry"]
+    if not wanted or shape[0] != wanted[0]:
+        pieces.insert(0, f"len() of it is {shape[0]}" + (f", not {wanted[0]}," if wanted else ""))
+    return " and ".join(pieces)
+
+
+def near_miss(what, shape, wanted, details):
+    """The Verdict on right values in a near-miss shape: NEAR_MISS_CREDIT of the points."""
+    name = f"the right values in shape {shape_text(shape)} instead of {shape_text(wanted)}"
+    message = (f"{what}: returned shape {shape_text(shape)}, expected shape {shape_text(wanted)}; "
+               f"the values are right, but {why_shape_matters(shape, wanted)} (half the points); "
+               f"this looks like {name}")
+    details = {**details, "returned_shape": list(shape), "mistake": name}
+    return Verdict(False, message, details, credit=NEAR_MISS_CREDIT)
+
+
+def near_miss_verdict(actual, shape, what, check):
+    """When `actual` is a tensor in a near-miss shape of `shape` and `check` (a function of the
+    reshaped result returning a Verdict) passes it, the half-credit Verdict; else None."""
+    if not (isinstance(actual, torch.Tensor) and near_miss_shape(actual.shape, shape)):
+        return None
+    verdict = check(actual.reshape(shape))
+    return near_miss(what, actual.shape, shape, verdict.details) if verdict.passed else None
 
 
 def fit(scale, shape):
@@ -222,19 +332,35 @@ def compare(actual, expected, what, dtype, scale=0.0, mistakes=None):
 
     `what` says what was tried ('softmax on float16 [64, 10]'); `dtype` is the
     dtype the result must have; `scale` see the module docstring; `mistakes` see
-    `mistake`.
+    `mistake`. Right values in a near-miss shape earn part of the points (`near_miss`).
     """
     details = {"expected_shape": list(expected.shape), "dtype": dtype_name(dtype)}
     problem = tensor_problem(actual, expected.shape, dtype)
     if problem is None:
         problem, numbers = value_problem(actual, expected, dtype, scale)
         details.update(numbers)
-    if problem is not None:
-        if isinstance(actual, torch.Tensor) and actual.shape != expected.shape:
-            # checked first: e.g. a squeeze() turns the loss of a batch of one into a number
-            mistakes = {RESHAPED: lambda: expected.reshape(actual.shape), **(mistakes or {})}
-        return failed(what, problem, details, actual, mistakes, dtype, scale, expected)
-    return passed(what, details)
+    if problem is None:
+        return passed(what, details)
+    if isinstance(actual, torch.Tensor) and actual.dtype == dtype:
+        partly = near_miss_verdict(actual, expected.shape, what,
+                                   lambda reshaped: compare(reshaped, expected, what, dtype, scale))
+        if partly is not None:
+            return partly
+    if isinstance(actual, torch.Tensor) and actual.shape != expected.shape:
+        # checked first: e.g. a flatten() of a matrix of the right values
+        mistakes = {RESHAPED: lambda: expected.reshape(actual.shape), **(mistakes or {})}
+    verdict = failed(what, problem, details, actual, mistakes, dtype, scale, expected)
+    if "mistake" not in verdict.details and float32_precision(actual, expected, dtype, scale):
+        verdict.details["mistake"] = FLOAT32_PRECISION
+        verdict.message += f"; this looks like {FLOAT32_PRECISION}"
+    return verdict
+
+
+def float32_precision(actual, expected, dtype, scale):
+    """Whether a float64 result misses float64's tolerance yet meets float32's."""
+    return (dtype == torch.float64 and isinstance(actual, torch.Tensor)
+            and actual.dtype == torch.float64 and actual.shape == expected.shape
+            and value_problem(actual, expected, torch.float32, scale)[0] is None)
 
 
 def passed(what, details):
@@ -244,15 +370,19 @@ def passed(what, details):
 
 
 def compare_labels(actual, expected, what, mistakes=None):
-    """Verdict on an int64 tensor of decisions [n] against the exact expected ones."""
+    """Verdict on an int64 tensor of decisions [n] against the exact expected ones; the
+    message names the rows that differ, never the decisions expected there."""
     details = {"expected_shape": list(expected.shape)}
     problem = tensor_problem(actual, expected.shape, torch.int64, "expected int64 (a LongTensor)")
     if problem is None and not torch.equal(actual, expected):
         wrong = torch.nonzero(actual != expected).flatten()
-        i = int(wrong[0])
         details["wrong_rows"] = len(wrong)
         problem = (f"differs in {len(wrong)} of {len(expected)} rows, "
-                   f"e.g. row {i}: got {int(actual[i])}, expected {int(expected[i])}")
-    if problem is not None:
-        return failed(what, problem, details, actual, mistakes, expected=expected)
-    return Verdict(True, f"{what}: {len(expected)} of {len(expected)} decisions right", details)
+                   f"e.g. rows {[int(i) for i in wrong[:5]]}")
+    if problem is None:
+        return Verdict(True, f"{what}: {len(expected)} of {len(expected)} decisions right", details)
+    partly = near_miss_verdict(actual, expected.shape, what,
+                               lambda reshaped: compare_labels(reshaped, expected, what))
+    if partly is not None:
+        return partly
+    return failed(what, problem, details, actual, mistakes, expected=expected)

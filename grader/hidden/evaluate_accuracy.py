@@ -36,10 +36,12 @@ def batch_records(W, b, X, y, batch_size):
 
 def accuracy_mistakes(records, batch_size):
     correct, n = map(sum, zip(*records))
-    return {PER_BATCH_MEAN: lambda: sum(c / k for c, k in records) / len(records),
-            DROPPED_LAST: lambda: (correct - records[-1][0]) / (n - records[-1][1]),
-            COUNT: lambda: correct,
-            ROUNDED_UP: lambda: correct / (len(records) * batch_size)}
+    mistakes = {PER_BATCH_MEAN: lambda: sum(c / k for c, k in records) / len(records),
+                COUNT: lambda: correct,
+                ROUNDED_UP: lambda: correct / (len(records) * batch_size)}
+    if len(records) > 1:  # dropping the only batch leaves no fraction at all
+        mistakes[DROPPED_LAST] = lambda: (correct - records[-1][0]) / (n - records[-1][1])
+    return mistakes
 
 
 def describe_run(kind, n, batch_size):
@@ -48,19 +50,19 @@ def describe_run(kind, n, batch_size):
             + (f" (last {n % batch_size})" if n % batch_size else ""))
 
 
-def evaluate(student, kind, W, b, X, y, batch_size):
+def evaluate(student, kind, W, b, X, y, batch_size, grad_flips=False):
     """(the scenario's report, Verdict on the returned accuracy)."""
-    report = student.scenario("run_evaluate_accuracy", kind, W, b, X, y, batch_size)
+    report = student.scenario("run_evaluate_accuracy", kind, W, b, X, y, batch_size, grad_flips)
     records = batch_records(W, b, X, y, batch_size)
     correct, n = map(sum, zip(*records))
     what = describe_run(kind, n, batch_size)
-    accuracy, details = report["accuracy"], {"returned": report["accuracy"], "expected": correct / n}
+    accuracy, details = report["accuracy"], {"returned": report["accuracy"]}
     if type(accuracy) is not float:
         return report, failed(what, f"returned a {type_name(accuracy)} ({short(accuracy)}), "
                                     "expected a number", details)
     if not math.isclose(accuracy, correct / n, rel_tol=1e-12, abs_tol=1e-12):
-        return report, failed(what, f"returned {accuracy:.6g}, expected {correct / n:.6g} "
-                                    f"({correct:g} of {n} right)",
+        return report, failed(what, f"returned {accuracy:.6g}, which is not the fraction of "
+                                    f"the {n} examples that the net predicts right",
                               details, accuracy, accuracy_mistakes(records, batch_size))
     return report, Verdict(True, f"{what}: {accuracy:.6g} as expected", details)
 
@@ -83,15 +85,17 @@ def eval_mode(student, seed):
 
 
 def no_grad(student, seed):
+    """A net whose scores are negated while gradients are tracked: only an evaluation under
+    torch.no_grad() returns its accuracy (the call log only names what went wrong)."""
     X, y, W, b = linear_problem(seed, 100)
-    report, _ = evaluate(student, "function", W, b, X, y, 32)
-    recorded = sum(bool(call[1]) for call in report["calls"])
+    report, verdict = evaluate(student, "function", W, b, X, y, 32, grad_flips=True)
     what = "evaluate_accuracy of a net whose parameters require grad"
-    if recorded:
-        return Verdict(False, f"{what}: {recorded} of {len(report['calls'])} forward passes ran "
-                              f"with gradient tracking; this looks like {NO_NO_GRAD}",
-                       {"mistake": NO_NO_GRAD})
-    return Verdict(True, f"{what}: every forward pass ran under torch.no_grad()")
+    if verdict.passed:
+        return Verdict(True, f"{what}: its accuracy, as under torch.no_grad()")
+    if any(call[1] for call in report["calls"]):
+        return Verdict(False, f"{what}: the forward passes ran with gradient tracking; this "
+                              f"looks like {NO_NO_GRAD}", {"mistake": NO_NO_GRAD})
+    return verdict
 
 
 def images(seed, n=1000):
@@ -113,9 +117,13 @@ def fashion_sized(student, seed):
 
 
 def single_example(student, seed):
-    X, y, W, b = linear_problem(seed, 1)
-    y = (X.reshape(1, -1) @ W + b).argmax(1)  # predicted right: the answer is 1.0, not 0
-    return evaluate(student, "function", W, b, X, y, 32)[1]
+    """Predicted right (1.0), then wrong (0.0): no constant passes both."""
+    X, _, W, b = linear_problem(seed, 1)
+    predicted = (X.reshape(1, -1) @ W + b).argmax(1)
+    verdict = evaluate(student, "function", W, b, X, predicted, 32)[1]
+    if not verdict.passed:
+        return verdict
+    return evaluate(student, "function", W, b, X, (predicted + 1) % 5, 32)[1]
 
 
 TESTS = [
@@ -123,8 +131,9 @@ TESTS = [
                lambda s: all_examples(s, 7401)),
     HiddenTest("an nn.Module with dropout is evaluated in eval mode", PART, 1.0,
                lambda s: eval_mode(s, 7402)),
-    HiddenTest("no gradient tracking", PART, 1.0, lambda s: no_grad(s, 7403)),
+    HiddenTest("no gradient tracking", PART, 1.0, lambda s: no_grad(s, 7403), counts_alone=False),
     HiddenTest("float32 images [n, 1, 28, 28] in batches of 256", PART, 1.0,
                lambda s: fashion_sized(s, 7404)),
-    HiddenTest("a single example", PART, 0.5, lambda s: single_example(s, 7405)),
+    HiddenTest("a single example, predicted right and wrong", PART, 0.5,
+               lambda s: single_example(s, 7405)),
 ]

@@ -11,8 +11,7 @@ import torch
 from solutions.softmax_regression import cross_entropy as naive_cross_entropy
 
 from . import HiddenTest, Verdict
-from .checks import (FLOAT_DTYPES, TOLERANCES, a_type, compare, describe, failed, randn, row_magnitude,
-                     short, type_name)
+from .checks import FLOAT_DTYPES, TOLERANCES, a_type, compare, describe, failed, randn, row_magnitude, short, type_name
 
 PART = "ex2_log_domain"
 
@@ -104,9 +103,12 @@ def pair_problem(y_hat, y):
 TESTS = [
     HiddenTest("log_softmax: float32 [64, 10] matches torch.log_softmax", PART, 2.0,
                lambda s: random_logits(s, (64, 10), 3.0, torch.float32, 501)),
-    HiddenTest("log_softmax: float64 [50, 20]", PART, 1.0, lambda s: random_logits(s, (50, 20), 5.0, torch.float64, 502)),
-    HiddenTest("log_softmax: float16 [32, 10]", PART, 1.0, lambda s: random_logits(s, (32, 10), 3.0, torch.float16, 503)),
-    HiddenTest("log_softmax: bfloat16 [32, 10]", PART, 1.0, lambda s: random_logits(s, (32, 10), 3.0, torch.bfloat16, 504)),
+    HiddenTest("log_softmax: float64 [50, 20]", PART, 1.0,
+               lambda s: random_logits(s, (50, 20), 5.0, torch.float64, 502)),
+    HiddenTest("log_softmax: float16 [32, 10]", PART, 1.0,
+               lambda s: random_logits(s, (32, 10), 3.0, torch.float16, 503)),
+    HiddenTest("log_softmax: bfloat16 [32, 10]", PART, 1.0,
+               lambda s: random_logits(s, (32, 10), 3.0, torch.bfloat16, 504)),
     HiddenTest("log_softmax: a single row [1, 1000] of N(0, 50^2) logits", PART, 1.0,
                lambda s: random_logits(s, (1, 1000), 50.0, torch.float32, 505)),
     HiddenTest("log_softmax: logits of -1e4 to 1e4 in float32: finite and right", PART, 1.0,

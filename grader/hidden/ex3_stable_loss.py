@@ -21,6 +21,8 @@ NO_SHIFT = "no max subtraction at all: exp overflows to inf / inf = NaN"
 MEAN = "the mean over the batch (one number) instead of one loss per example"
 LOG_OF_SOFTMAX = "-log of the softmax probability: inf where it underflows to 0, NaN where exp overflows"
 COLUMNS = "picks [:, y] ([n, n]) instead of [range(n), y]"
+WHOLE_SUM = ("division by the sum of the whole matrix (E.sum()) instead of each row's own sum "
+             "(E.sum(dim=1, keepdim=True))")
 
 # Rows with ±1e4, far apart, with -inf entries (probability 0), one of them a
 # single finite entry; every value is a float16 value too.
@@ -40,9 +42,16 @@ def shifted_softmax(O, M):
 
 def softmax_mistakes(O):
     """{mistake: its result}, computed in O's dtype as the student's code would."""
+    def whole_sum(M):
+        E = torch.exp(O - M)
+        return E / E.sum()
+
     return {GLOBAL_MAX: lambda: shifted_softmax(O, O.max()),
             COLUMN_MAX: lambda: shifted_softmax(O, O.max(dim=0, keepdim=True).values),
-            NO_SHIFT: lambda: shifted_softmax(O, 0.0)}
+            NO_SHIFT: lambda: shifted_softmax(O, 0.0),
+            WHOLE_SUM: lambda: whole_sum(O.max(dim=1, keepdim=True).values),
+            f"{WHOLE_SUM}, after subtracting the max of the whole batch":
+                lambda: whole_sum(O.max())}
 
 
 def softmax_check(student, O, what, expected=None):

@@ -42,6 +42,10 @@ TRAIN_AS_TEST = "the training accuracy reported as the test accuracy"
 FASHION_EPOCHS, FASHION_LR, FASHION_BATCH, FASHION_SEED = 3, 0.1, 256, 7301
 FASHION_THRESHOLD = 0.78
 AGREEMENT = 1e-3  # 10 of the 10,000 test images: argmax near-ties may round apart
+PARAMETER_GAP = 1e-3  # correct variants of the functions end within 1e-5 of the reference
+# What the Fashion-MNIST run exercises, in the order the diagnosis suspects them.
+END_TO_END_FUNCTIONS = ("train_ch3", "train_epoch_ch3", "cross_entropy", "sgd", "net", "softmax",
+                        "accuracy", "Accumulator", "evaluate_accuracy")
 
 
 def problem_data(seed):
@@ -154,25 +158,51 @@ def run_fashion_mnist(student):
                             FASHION_BATCH, FASHION_SEED)
 
 
-def fashion_mnist(student):
-    report = run_fashion_mnist(student)
+def parameter_gap(run, reference_run):
+    """||(W, b) - the reference's|| / ||the reference's||, both after the same run."""
+    mine, theirs = flat([run["W"], run["b"]]).double(), flat([reference_run["W"],
+                                                             reference_run["b"]]).double()
+    return float((mine - theirs).norm() / theirs.norm())
+
+
+def test_accuracy(run):
+    X, y = fashion_mnist_test_set()
+    return float(((X @ run["W"] + run["b"]).argmax(1) == y).double().mean())
+
+
+def fashion_mnist(student, context):
+    """The student's net, cross_entropy, sgd and train_ch3 together, judged by what the
+    grader recomputes: the test accuracy of the W and b they leave, the history they report
+    against that accuracy, and W and b against the reference's run of the same scenario
+    (same start, same batches), so a train_ch3 that trains in its own way is seen."""
+    run = run_fashion_mnist(student)
     what = (f"train_ch3 with your net, cross_entropy and sgd on Fashion-MNIST, {FASHION_EPOCHS} "
             f"epochs, lr {FASHION_LR}, batch size {FASHION_BATCH}")
-    problem = history_problem(report["history"], FASHION_EPOCHS)
+    problem = history_problem(run["history"], FASHION_EPOCHS)
     if problem:
         return Verdict(False, f"{what}: {problem}")
-    X, y = fashion_mnist_test_set()
-    accuracy = float(((X @ report["W"] + report["b"]).argmax(1) == y).double().mean())
-    reported = report["history"][-1][2]
+    accuracy, reported = test_accuracy(run), run["history"][-1][2]
     details = {"test_accuracy": accuracy, "reported_test_accuracy": reported,
-               "threshold": FASHION_THRESHOLD, "history": report["history"]}
+               "threshold": FASHION_THRESHOLD, "history": run["history"]}
     if not abs(reported - accuracy) <= AGREEMENT:
         return Verdict(False, f"{what}: the history's last test accuracy {reported:.4f} is not the "
                               f"accuracy of the trained W and b, {accuracy:.4f}", details)
     if accuracy < FASHION_THRESHOLD:
         return Verdict(False, f"{what}: test accuracy {accuracy:.4f} < {FASHION_THRESHOLD} "
                               "(the reference reaches 0.82 on these batches)", details)
-    return Verdict(True, f"{what}: test accuracy {accuracy:.4f} >= {FASHION_THRESHOLD}", details)
+    reference_run = context.reference_run()
+    if not isinstance(reference_run, dict):  # the grader's problem: judged without it
+        details["unchecked"] = reference_run
+        return Verdict(True, f"{what}: test accuracy {accuracy:.4f} >= {FASHION_THRESHOLD}",
+                       details)
+    gap = details["parameter_gap"] = parameter_gap(run, reference_run)
+    if not gap <= PARAMETER_GAP:
+        return Verdict(False, f"{what}: test accuracy {accuracy:.4f}, but W and b end "
+                              f"{gap:.1%} away from where the reference's run of the same "
+                              "batches from the same start ends: train_ch3 must train with the "
+                              "loss and updater it is given", details)
+    return Verdict(True, f"{what}: test accuracy {accuracy:.4f} >= {FASHION_THRESHOLD}, W and b "
+                         "where the reference's run ends", details)
 
 
 TESTS = [
@@ -186,5 +216,5 @@ TESTS = [
     HiddenTest("num_epochs = 0: empty history", PART, 0.5, lambda s: zero_epochs(s, 7505),
                counts_alone=False),
     HiddenTest(f"Fashion-MNIST: test accuracy >= {FASHION_THRESHOLD} after {FASHION_EPOCHS} epochs",
-               PART, 3.0, fashion_mnist),
+               PART, 3.0, fashion_mnist, end_to_end=True, uses=END_TO_END_FUNCTIONS),
 ]

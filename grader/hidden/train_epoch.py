@@ -116,21 +116,24 @@ def judge_metrics(result, records, what):
     if verdict is not None:
         return verdict
     expected, variants = epoch_metrics(records), metric_mistakes(records, BATCH)
-    details = {"returned": result, "expected": list(expected)}
+    details = {"returned": result}
+    n = sum(r[2] for r in records)
+    meanings = (f"the mean of the {n} examples' losses",
+                f"the fraction of the {n} examples predicted right")
     for i, name in enumerate(("mean loss", "accuracy")):
         if not math.isclose(result[i], expected[i], rel_tol=1e-9, abs_tol=1e-12):
             mistakes = {m: lambda v=v, i=i: v[i] for m, v in variants.items()}
-            return failed(what, f"{name} {result[i]:.6g}, expected {expected[i]:.6g} over all "
-                                f"{sum(r[2] for r in records)} examples",
-                          details, result[i], mistakes)
+            return failed(what, f"{name} {result[i]:.6g} is not {meanings[i]}", details,
+                          result[i], mistakes)
     return Verdict(True, f"{what}: loss {result[0]:.6g} and accuracy {result[1]:.6g} as expected",
                    details)
 
 
-def run(student, net_kind, updater_kind, seed, lr, dtype=torch.float64):
+def run(student, net_kind, updater_kind, seed, lr, dtype=torch.float64, eval_scale=1.0):
     """(the scenario's report, the data it was given) for one epoch on hidden data."""
     X, y, W, b = linear_problem(seed, N, dtype)
-    report = student.scenario("run_train_epoch", net_kind, updater_kind, W, b, X, y, BATCH, lr)
+    report = student.scenario("run_train_epoch", net_kind, updater_kind, W, b, X, y, BATCH, lr,
+                              eval_scale)
     return report, (W, b, X, y)
 
 
@@ -176,7 +179,7 @@ def updater_batch_sizes(student, seed):
     report, _ = run(student, "function", "callable", seed, LR)
     sizes, expected = report["sizes"], [BATCH] * (N // BATCH) + [N % BATCH]
     what = f"updater(batch_size) over {N} examples in batches of {BATCH}"
-    details = {"sizes": sizes, "expected": expected}
+    details = {"sizes": sizes}
     if sizes == expected:
         return Verdict(True, f"{what}: called with {expected}", details)
     if None in sizes:
@@ -186,21 +189,25 @@ def updater_batch_sizes(student, seed):
     elif sizes == expected[:-1]:
         problem = details["mistake"] = DROPPED_LAST
     else:
-        problem = f"called with {sizes}, expected each minibatch's size {expected}"
+        problem = f"called with {sizes}, not once per minibatch with its own size, X.shape[0]"
     return Verdict(False, f"{what}: {problem}", details)
 
 
 def training_mode(student, seed):
-    """A module arrives in eval mode (as evaluate_accuracy leaves it) and must train in training mode."""
-    report, _ = run(student, "module", "optimizer", seed, LR)
-    modes = [call[0] for call in report["calls"]]
+    """A module arrives in eval mode (as evaluate_accuracy leaves it) and must train in
+    training mode: in eval mode its scores are zero, so W and b would not learn (the call
+    log only names what went wrong)."""
+    report, (W, b, X, y) = run(student, "module", "optimizer", seed, LR, eval_scale=0.0)
+    expected, _ = replay_epoch(W, b, X, y, BATCH, LR)
     what = "train_epoch_ch3 with an nn.Module handed over in eval mode"
-    if not modes:
-        return Verdict(False, f"{what}: the net was never called")
-    if all(modes):
-        return Verdict(True, f"{what}: every forward pass ran in training mode")
-    return Verdict(False, f"{what}: {modes.count(False)} of {len(modes)} forward passes ran in eval "
-                          f"mode; this looks like {NO_TRAIN_MODE}", {"mistake": NO_TRAIN_MODE})
+    verdict = compare(flat(report["params"]), flat(expected), f"{what}: W and b after the epoch",
+                      torch.float64)
+    if verdict.passed:
+        return Verdict(True, f"{what}: it trained in training mode")
+    if not all(call[0] for call in report["calls"]):
+        return Verdict(False, f"{what}: forward passes ran in eval mode; this looks like "
+                              f"{NO_TRAIN_MODE}", {"mistake": NO_TRAIN_MODE})
+    return verdict
 
 
 TESTS = [
@@ -218,5 +225,6 @@ TESTS = [
                lambda s: parameters(s, "function", "optimizer", torch.float64, 7106)),
     HiddenTest("updater(batch_size) gets each minibatch's size", PART, 1.0,
                lambda s: updater_batch_sizes(s, 7107)),
-    HiddenTest("an nn.Module trains in training mode", PART, 0.5, lambda s: training_mode(s, 7108)),
+    HiddenTest("an nn.Module trains in training mode", PART, 0.5, lambda s: training_mode(s, 7108),
+               counts_alone=False),
 ]
