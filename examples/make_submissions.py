@@ -33,7 +33,8 @@ BUGS = [
      "    word_logits = (H.unsqueeze(1) @ Ww[cluster]).squeeze(1) + bw[cluster]  # [n, m]\n"
      "    log_p_word = log_softmax(word_logits)[rows, position]                   # [n]\n",
      "    all_words = torch.einsum(\"nd,cdm->ncm\", H, Ww) + bw  # [n, C, m]: all V words\n"
-     "    log_p_word = torch.log_softmax(all_words, dim=2)[rows, cluster, position]\n"),
+     "    log_p_all = log_softmax(all_words.reshape(-1, all_words.shape[2]))  # [n C, m]\n"
+     "    log_p_word = log_p_all.reshape(all_words.shape)[rows, cluster, position]\n"),
     ("predict_solution", '"pullover", "dress", "coat"', '"coat", "dress", "pullover"'),
 ]
 

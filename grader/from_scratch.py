@@ -432,6 +432,7 @@ class Program:
         self.module = Scope("module", None)
         self.scopes = {}  # id(function, lambda or class node) -> Scope
         self.cell_of = {}  # id(def or class node) -> cell
+        self.final = {}  # name -> its module_bindings
         for cell, tree in enumerate(self.trees):
             if tree is None:
                 continue
@@ -496,6 +497,11 @@ class Program:
     def module_bindings(self, name):
         """The bindings `name` can have once every cell ran: the last unconditional one and
         every conditional one after it; a star import counts where it exports a family."""
+        if name not in self.final:
+            self.final[name] = self.final_bindings(name)
+        return self.final[name]
+
+    def final_bindings(self, name):
         events = list(self.module.names.get(name, []))
         for star in self.module.names.get("*", []):
             path = f"{star.target}.{name}"
@@ -602,6 +608,13 @@ def comprehension_targets(function):
 
 # Resolution: what an expression can be, reaching the student's code on the way.
 
+MAX_RESOLUTIONS = 5_000  # per search; the source notebook and the book need under 200
+
+
+class TooComplex(Exception):
+    """Aliases so intertwined (or nested so deeply) that resolving them would not end soon."""
+
+
 class Resolver:
     """Resolves names and expressions; calls `reach(binding)` for each of the student's
     definitions a resolution passes through, so the walk can follow it."""
@@ -610,6 +623,9 @@ class Resolver:
         self.program = program
         self.reach = reach
         self.active = set()  # bindings being resolved (a = b; b = a)
+        self.cycles_cut = 0  # how often a binding being resolved was met again
+        self.steps = 0  # bindings resolved (cycles of aliases are not remembered)
+        self.memo = {}  # id(binding) -> its values
         self.members_cache = {}
 
     def lookup(self, name, scope):
@@ -634,14 +650,28 @@ class Resolver:
     def values_of(self, bindings):
         values = []
         for binding in bindings:
-            if id(binding) in self.active:
+            if id(binding) in self.memo:
+                values += self.memo[id(binding)]
+            elif id(binding) in self.active:
+                self.cycles_cut += 1
                 values.append(UNKNOWN)
-                continue
-            self.active.add(id(binding))
-            try:
-                values += self.binding_values(binding)
-            finally:
-                self.active.discard(id(binding))
+            else:
+                values += self.resolve_binding(binding)
+        return list(dict.fromkeys(values))
+
+    def resolve_binding(self, binding):
+        """A binding's values, remembered unless a cycle cut them short."""
+        self.steps += 1
+        if self.steps > MAX_RESOLUTIONS:
+            raise TooComplex()
+        cut_before = self.cycles_cut
+        self.active.add(id(binding))
+        try:
+            values = self.binding_values(binding)
+        finally:
+            self.active.discard(id(binding))
+        if self.cycles_cut == cut_before:
+            self.memo[id(binding)] = values
         return values
 
     def binding_values(self, binding):
@@ -664,6 +694,10 @@ class Resolver:
         return [Own(binding)] + [shown(v) for v in values]
 
     def resolve(self, node, scope):
+        """What an expression can be, each value once (x2 = x1 if c else x1 ... stays small)."""
+        return list(dict.fromkeys(self.resolve_expression(node, scope)))
+
+    def resolve_expression(self, node, scope):
         if isinstance(node, ast.Name):
             return self.lookup(node.id, scope)
         if isinstance(node, ast.Attribute):
@@ -1062,11 +1096,12 @@ def find_violations(cells, forbidden):
 
 
 def guarded(run, search):
-    """search.found after run(); code nested too deeply to analyse cannot be checked."""
+    """search.found after run(); code too complex to analyse cannot be checked."""
     try:
         run()
-    except RecursionError:
-        search.found[(-1, 0, DYNAMIC)] = ("(the whole notebook)", "is nested too deeply to check",
+    except (RecursionError, TooComplex):
+        search.found[(-1, 0, DYNAMIC)] = ("(the whole notebook)",
+                                         "is too deeply nested or intertwined to check",
                                          DYNAMIC, -1, 0, search.current_chain[:1])
     return search.found
 

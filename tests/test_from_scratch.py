@@ -526,6 +526,19 @@ def test_hostile_or_broken_cells_never_raise(cells):
     assert all(isinstance(v, from_scratch.Violation) for vs in found.values() for v in vs)
 
 
+def test_aliases_that_double_at_every_step_stay_cheap():
+    lines = ["x0 = torch.softmax"] + [f"x{i} = x{i - 1} if X else x{i - 1}" for i in range(1, 60)]
+    code = "\n".join(lines) + "\ndef softmax(X):\n    return x59(X, 1)\n"
+    assert only(check(code, "softmax", SOFTMAX_FAMILY)).resolved == "torch.softmax"
+
+
+def test_intertwined_aliases_end_as_cannot_be_checked():
+    names = [f"a{i}" for i in range(12)]
+    lines = [f"{n} = " + " or ".join(m for m in names if m != n) for n in names]
+    code = "\n".join(lines) + "\ndef softmax(X):\n    return a0(X, 1)\n"
+    assert {v.family for v in check(code, "softmax", SOFTMAX_FAMILY)} == {DYNAMIC}
+
+
 def test_magics_keep_the_students_lines():
     code = "%%time\ndef softmax(X):\n    %time Y = torch.softmax(X, 1)\n    return Y\n"
     found = only(check(code, "softmax", SOFTMAX_FAMILY))
