@@ -160,10 +160,11 @@ def grade_in_worker(path, reference, options):
         if reference is None:
             reference = reference_submission(
                 options["source"], options["use_namespaces"], options["temp_root"],
-                options["unsafe"])
+                options["unsafe"], options["secret_file"])
         report = grade_notebook(path, options["source"], options["use_namespaces"],
                                 reference=reference, temp_root=options["temp_root"],
-                                unsafe=options["unsafe"], secret=options["secret"])
+                                unsafe=options["unsafe"], secret=options["secret"],
+                                secret_file=options["secret_file"])
         if report.error:
             return {"error": report.error, "cache": True}, reference
         return {"gradescope": to_gradescope(report),
@@ -225,13 +226,14 @@ def _reply(worker):
 
 
 def run(args):
-    from .grade import fashion_mnist_raw_dir
+    from .grade import fashion_mnist_raw_dir, protected_paths
     from .isolation import choose_isolation
 
     # Decided here first: a machine that cannot isolate the submissions fails the batch
     # with one line, before any worker starts.
     isolation = choose_isolation(not args.no_namespaces, args.unsafe_no_sandbox,
-                                 fashion_mnist_raw_dir(), (str(Path(args.source).resolve()),))
+                                 fashion_mnist_raw_dir(),
+                                 protected_paths(args.source, args.secret_file))
     submissions = submissions_in(args.directory)
     parts = [p for p in find_parts(read_notebook(args.source)) if not p.written]
     cache = cache_dir_for(args.out)
@@ -254,7 +256,8 @@ def run(args):
         # Sandboxes of the unprivileged fallback (other uids) must pass through it.
         os.chmod(temp_root, 0o711)
         options = {"source": args.source, "use_namespaces": not args.no_namespaces,
-                   "unsafe": args.unsafe_no_sandbox, "temp_root": temp_root, "secret": secret}
+                   "unsafe": args.unsafe_no_sandbox, "temp_root": temp_root, "secret": secret,
+                   "secret_file": args.secret_file}
 
         def finished(path, result):
             if result["cache"]:

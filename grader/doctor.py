@@ -29,9 +29,12 @@ limit. Exit code 0 when grading is possible, 2 otherwise."""
 def add_arguments(parser):
     from .grade import DEFAULT_SOURCE
 
+    from .secret import add_secret_argument
+
     parser.add_argument("--source", default=str(DEFAULT_SOURCE), metavar="NOTEBOOK",
                         help="the instructor's source notebook, which submissions must not "
                              "read (default: the bundled assignment)")
+    add_secret_argument(parser)
 
 
 def data_check():
@@ -96,7 +99,9 @@ def show(check, label, indent=""):
 
 def run(args):
     data, data_dir = data_check()
-    trials = {mode: trial(mode, data_dir, (str(Path(args.source).resolve()),))
+    from .grade import protected_paths
+
+    trials = {mode: trial(mode, data_dir, protected_paths(args.source, args.secret_file))
               for mode in mode_candidates(use_namespaces=True)}
     usable = [mode for mode, checks in trials.items() if all(c.passed for c in checks)]
     for mode, checks in trials.items():

@@ -187,25 +187,30 @@ class RestartingSubmission:
             self.process.close()
 
 
+def protected_paths(source_path, secret_file=None):
+    """Files besides the checkout's that a submission must not read: the source notebook
+    and the course secret's file (isolation.py probes them)."""
+    return tuple(str(Path(path).resolve()) for path in (source_path, secret_file) if path)
+
+
 def process_options(use_namespaces=True, limits=None, temp_root=None, unsafe=False,
-                    source_path=DEFAULT_SOURCE):
+                    protected=()):
     """How submission (and reference) processes are started; NotIsolated when this
     machine cannot isolate them (and `unsafe` is not given)."""
     # 30 s for the cells: a correct notebook's take a few seconds, even with every core busy.
     limits = limits or Limits(call_seconds=10, load_seconds=30)
     data_dir = fashion_mnist_raw_dir()
-    isolation = choose_isolation(use_namespaces, unsafe, data_dir,
-                                 (str(Path(source_path).resolve()),))
+    isolation = choose_isolation(use_namespaces, unsafe, data_dir, protected)
     return {"isolation": isolation, "limits": limits, "data_dir": data_dir,
             "temp_root": temp_root}
 
 
 def reference_submission(source_path=DEFAULT_SOURCE, use_namespaces=True, temp_root=None,
-                         unsafe=False):
+                         unsafe=False, secret_file=None):
     """A started RestartingSubmission of the source notebook's solutions (for batches)."""
     source = read_notebook(source_path)
     options = process_options(use_namespaces, temp_root=temp_root, unsafe=unsafe,
-                              source_path=source_path)
+                              protected=protected_paths(source_path, secret_file))
     reference = RestartingSubmission(submission_code(source, source).cells, **options)
     reference.running()
     return reference
@@ -246,9 +251,11 @@ def start_reference(cells, options):
 
 
 def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits=None,
-                   reference=None, temp_root=None, secret=DEFAULT_SECRET, unsafe=False):
+                   reference=None, temp_root=None, secret=DEFAULT_SECRET, unsafe=False,
+                   secret_file=None):
     """GradeReport of one submission; an unreadable notebook gives a report with `error`.
-    NotIsolated when this machine cannot isolate it (unless `unsafe`: see isolation.py).
+    NotIsolated when this machine cannot isolate it (unless `unsafe`: see isolation.py);
+    the submission must not read `secret_file` (where `secret` came from) either.
 
     `reference` is a RestartingSubmission of the reference solution to reuse (a batch
     grades many submissions against one); without it one is started and closed here.
@@ -281,7 +288,8 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
                                + "; ".join(map(str, signals[:5])))
         report.execution_time = time.perf_counter() - start
         return report
-    options = process_options(use_namespaces, limits, temp_root, unsafe, source_path)
+    options = process_options(use_namespaces, limits, temp_root, unsafe,
+                              protected_paths(source_path, secret_file))
     report.isolation = options["isolation"].description
     report.warnings += options["isolation"].warnings
     student = RestartingSubmission(code.cells, **options)
@@ -390,7 +398,8 @@ def run(args):
                                  args.source) if args.nbgrader_db else None
     secret, _ = course_secret(args)
     report = grade_notebook(args.notebook, args.source, use_namespaces=not args.no_namespaces,
-                            secret=secret, unsafe=args.unsafe_no_sandbox)
+                            secret=secret, unsafe=args.unsafe_no_sandbox,
+                            secret_file=args.secret_file)
     print_report(report)
     write_reports(report, args)
     if report.error:

@@ -86,7 +86,7 @@ class Isolation:
     warnings: list[str] = field(default_factory=list)
     """What the reports should say about the isolation."""
     protected: tuple = ()
-    """Extra files a child must not read (a source notebook outside the repository)."""
+    """Extra files a child must not read: the source notebook, the course secret's file."""
 
     @property
     def namespaces(self):
@@ -122,11 +122,14 @@ _READ_SAMPLE = 200  # files of the protected folders the probe tries (a few ms)
 
 def protected_files(extra=()):
     """Files whose content a submission must never see: the grader (hidden tests), the
-    reference solution, the source notebooks, the example reference, the tests and git's
-    copy of all of them, plus `extra` (a source notebook elsewhere)."""
+    reference solution, the source notebooks, the example reference, the tests, the course
+    secret of a Gradescope zip and git's copy of all of them, plus `extra` (a source
+    notebook elsewhere, a secret file)."""
     folders = [ROOT / "grader", ROOT / "grader" / "hidden", ROOT / "solutions", ROOT / "tests",
                ROOT / "examples" / "submissions", *sorted((ROOT / "assignments").glob("*"))]
-    files = [str(path) for path in map(Path, extra)]
+    from .secret import ZIP_NAME
+
+    files = [str(path) for path in map(Path, extra)] + [str(ROOT / ZIP_NAME)]
     for folder in folders:
         if folder.is_dir():
             files += sorted(str(p) for p in folder.iterdir() if p.is_file())

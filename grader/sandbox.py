@@ -349,7 +349,9 @@ class SubmissionProcess:
         self.cgroup = PidsCgroup(self.limits.processes) if self.isolation.process_limit else None
         self.cpu_clock = cpu_clock.clock_for_child(self.cgroup and self.cgroup.path,
                                                    self.isolation.namespaces)
-        with open(self.output_path, "wb") as output:
+        # The grader's alone: the child writes it through the descriptor it inherits.
+        with open(self.output_path, "wb", opener=lambda path, flags: os.open(path, flags, 0o600)) \
+                as output:
             self.process = start_child(
                 self.isolation, self.workdir,
                 ["sandbox_child.py", str(request_read), str(reply_write)],

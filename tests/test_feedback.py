@@ -258,7 +258,7 @@ def test_feedback_html_is_self_contained_and_escaped(tmp_path):
     assert "time against the reference: 12.5× the reference's (allowed: at most 5×)" in text
     assert "IndexError: too many indices" in text
     assert "Score: 2.5 / 20 auto-graded points." in text
-    assert "isolation reduced: bubblewrap unavailable" in text
+    assert "not isolated: graded with --unsafe-no-sandbox" in text
     assert "BOOM" not in page_text                           # never code
     assert "p.grad was not zeroed" not in page_text          # not a visible test
     assert "1 more failed test of this part is not shown" in text

@@ -91,7 +91,7 @@ def make_report():
     ]
     return GradeReport(submission="/subs/alice/softmax_regression.ipynb", tests=tests,
                        execution_time=12.3456,
-                       warnings=["isolation reduced: bubblewrap unavailable", SCRIPT])
+                       warnings=["not isolated: graded with --unsafe-no-sandbox", SCRIPT])
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ def test_gradescope_json_follows_the_results_contract(report, tmp_path):
     assert tests[7]["visibility"] == "after_due_date"
 
     assert "2.5 / 20" in data["output"] and "3 more points await manual grading" in data["output"]
-    assert "isolation reduced: bubblewrap unavailable" in data["output"]
+    assert "not isolated: graded with --unsafe-no-sandbox" in data["output"]
     assert data["execution_time"] == pytest.approx(12.346)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from grader.hidden import StudentError
+from grader.isolation import NotIsolated, choose_isolation
 from grader.protocol import Foreign
 from grader.sandbox import ChildCrashed, ChildTimeout, Limits, LimitTooLow, SubmissionProcess, bubblewrap_works
 
@@ -234,16 +235,52 @@ def test_environment_is_minimal(monkeypatch):
     assert env["OMP_NUM_THREADS"] == "1"
 
 
-def test_without_namespaces_the_reduced_isolation_is_reported():
-    child = fresh(["def f(x):\n    return 2 * x\n"], use_namespaces=False)
+def test_without_namespaces_the_fallback_must_prove_itself():
+    """--no-namespaces leaves bubblewrap out; the child then runs only under a verified
+    fallback, never under less."""
     try:
-        assert not child.isolation.namespaces
-        assert any("bubblewrap" in warning for warning in child.isolation.warnings)
-        if os.geteuid() == 0 and not child.isolation.unprivileged:
-            assert any("runs as root" in warning for warning in child.isolation.warnings)
+        isolation = choose_isolation(use_namespaces=False)
+    except NotIsolated as refusal:
+        assert "--no-namespaces leaves bubblewrap out" in str(refusal)
+        return
+    child = fresh(["def f(x):\n    return 2 * x\n"], isolation=isolation)
+    try:
+        assert isolation.mode == "unprivileged"
         assert torch.equal(child.call("f", torch.ones(2)), torch.full((2,), 2.0))
     finally:
         child.close()
+
+
+def test_unsafe_children_run_and_say_so():
+    isolation = choose_isolation(unsafe=True)
+    assert not isolation.isolated and isolation.description == "not isolated"
+    assert any(warning.startswith("not isolated") for warning in isolation.warnings)
+    child = fresh(["def f(x):\n    return 2 * x\n"], isolation=isolation)
+    try:
+        assert torch.equal(child.call("f", torch.ones(2)), torch.full((2,), 2.0))
+    finally:
+        child.close()
+
+
+@needs_namespaces
+def test_every_child_proves_its_isolation_before_its_cells(monkeypatch):
+    """A child whose probe finds a way out is closed before the cells run."""
+    import grader.isolation as isolation_module
+    from grader import sandbox
+
+    def leaky_plan(isolation, workdir, data_dir):
+        plan = real_plan(isolation, workdir, data_dir)
+        plan["read"] = ["/usr/lib/os-release"]  # readable in the sandbox: a "leak"
+        return plan
+
+    real_plan = isolation_module.probe_plan
+    monkeypatch.setattr(sandbox, "probe_plan", leaky_plan)
+    child = SubmissionProcess(["open('/tmp/cells-ran', 'w')"])
+    child.launch()
+    workdir = child.workdir
+    with pytest.raises(NotIsolated, match="it can read /usr/lib/os-release"):
+        child.load()
+    assert child.process is None and not workdir.exists()
 
 
 def test_peak_memory_is_read_by_the_grader():

@@ -11,8 +11,8 @@ VENV="$ROOT/venv"
 export SOFTGRADE_DATA="$ROOT/data"
 export DEBIAN_FRONTEND=noninteractive
 
-# bubblewrap: the grader's sandbox (the grader falls back to an unprivileged uid where
-# the container forbids namespaces). dataset-fashion-mnist: the data without a
+# bubblewrap: the grader's sandbox (where the container forbids namespaces, as Docker's
+# default seccomp profile does, the grader uses its unprivileged fallback, or refuses). dataset-fashion-mnist: the data without a
 # download, where this Ubuntu release has the package.
 apt-get update -q
 apt-get install -y -q bubblewrap
@@ -46,9 +46,14 @@ apt-get install -y -q "$PYTHON-venv"
 mkdir -p "$SOFTGRADE_DATA"
 "$VENV/bin/python" -c 'from solutions.data_files import find_fashion_mnist; print(find_fashion_mnist())'
 
-# Where the container forbids namespaces, the submission runs as uid nobody: it must
-# be able to run the venv's Python and read the data, and must not read the grader,
-# the hidden tests or the reference solution.
+# Where the container forbids namespaces, each submission runs as a uid of its own
+# (the unprivileged fallback: Landlock and seccomp besides): it must be able to run the
+# venv's Python and read the data, and must not read the grader, the hidden tests or
+# the reference solution.
 chmod 711 "$ROOT"
 chmod -R a+rX "$VENV" "$SOFTGRADE_DATA"
 chmod -R go-rwx "$SOURCE"
+
+# Whether submissions can be isolated in this image, in the build's log (the grader
+# refuses to grade where they cannot: this says why and what fixes it).
+"$VENV/bin/python" -m grader.cli doctor || true
