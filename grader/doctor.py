@@ -28,7 +28,6 @@ limit. Exit code 0 when grading is possible, 2 otherwise."""
 
 def add_arguments(parser):
     from .grade import DEFAULT_SOURCE
-
     from .secret import add_secret_argument
 
     parser.add_argument("--source", default=str(DEFAULT_SOURCE), metavar="NOTEBOOK",

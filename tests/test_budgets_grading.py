@@ -4,15 +4,14 @@ identity lets slow code pass."""
 
 import nbformat
 import pytest
+from notebook_edits import write
+from test_grade import SOURCE
 
 from grader.budgets import BUDGETS
-from grader.grade import (RestartingSubmission, grade_notebook, process_options,
-                          reference_submission)
+from grader.grade import RestartingSubmission, grade_notebook, process_options, reference_submission
 from grader.judge import run_one
 from grader.notebook import cell_with_grade_id, read_notebook, replace_in_cell
 from grader.submission import submission_code
-from notebook_edits import write
-from test_grade import SOURCE
 
 SOFTMAX = ("softmax_solution", """    X_exp = torch.exp(X)
     partition = X_exp.sum(1, keepdim=True)  # [n, 1]: broadcast over the q columns below

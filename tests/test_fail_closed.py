@@ -14,11 +14,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from machines import (
+    WITHOUT_LANDLOCK,
+    fallback_machine,
+    fallback_machine_available,
+    readable_data_copy,
+    without_bubblewrap,
+)
 
 from grader.isolation import NotIsolated, choose_isolation
 from grader.notebook import replace_in_cell
-from machines import (WITHOUT_LANDLOCK, fallback_machine, fallback_machine_available,
-                      readable_data_copy, without_bubblewrap)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "submissions"
