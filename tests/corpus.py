@@ -750,7 +750,7 @@ SOLUTIONS_MANUAL = [
 # Right values in the shape [n, 1]: half the points of those tests (ASSIGNMENT.md), so at
 # most half of cross_entropy's; at least the half of its heaviest value test.
 GATHER_LOSS = {"scores": {"cross_entropy": (0.25, POINTS["cross_entropy"] / 2)},
-               "words": {"cross_entropy": ("[n, 1]", "broadcast"),
+               "words": {"cross_entropy": ("1] - [", "broadcast"),
                          "cross_entropy: gradient": ("shape",)}}
 
 STUDENTS = [
