@@ -295,7 +295,7 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
     student = RestartingSubmission(code.cells, **options)
     student.watched = {f for spec in PARTS.values() for f in spec.forbidden}
     student.launch()
-    reference_thread = None
+    reference_thread, previous_salt = None, None
     try:
         # Only now: the submission's process imports torch (2 s) while the grader does.
         import torch
@@ -308,7 +308,7 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         # does not slow down when the submission's process keeps the other core busy.
         torch.set_num_threads(1)
         tests = hidden_tests_by_part()
-        use_salt(submission_salt(secret, Path(path).read_bytes()))
+        previous_salt = use_salt(submission_salt(secret, Path(path).read_bytes()))
         if reference is None:
             # Needed only for the budgets and the end-to-end test, which are judged after
             # the first phase's values: it loads meanwhile.
@@ -340,6 +340,8 @@ def grade_notebook(path, source_path=DEFAULT_SOURCE, use_namespaces=True, limits
         elif run:
             report.warnings.append(run)
     finally:
+        if previous_salt is not None:  # the grading's salt must not outlive it
+            use_salt(previous_salt)
         student.close()
         if reference_thread is not None:
             reference_thread.join()
