@@ -10,6 +10,7 @@ This module imports no torch at the top: the two processes are launched before
 the grader pays for its own `import torch`, and import theirs meanwhile.
 """
 
+import contextlib
 import math
 import re
 import sys
@@ -104,6 +105,7 @@ class RestartingSubmission:
         self.watched = set()  # from-scratch functions whose calls record what they reach
         self.reached = {}  # {function: torch functions its calls reached (all processes)}
         self.fashion_mnist_run = None  # the reference's, once recorded (see reference_run)
+        self.raised = False  # the student's code raised in this process (forget_if_spoiled)
 
     def launch(self):
         """Start a fresh process without waiting for it to run the cells."""
@@ -149,19 +151,33 @@ class RestartingSubmission:
                 failures[name] = one_line(f"{error['ename']}: {error['message']}", 200)
         return failures
 
-    def forget_if_killed(self):
-        """After a timeout or a crash killed its process, the next test gets a fresh one."""
-        if self.process is not None and self.process.process is None:
+    def forget_if_spoiled(self):
+        """Between parts: the next test gets a fresh process after a timeout or a crash
+        killed this one, or after the student's code raised in it (what failing code
+        leaves behind, a full disk, patched globals, threads, is not the next part's)."""
+        if self.process is not None and (self.process.process is None or self.raised):
+            self.process.close()
             self.process = None
+        self.raised = False
 
     @property
     def data_dir(self):
         return self.running().data_dir
 
+    @contextlib.contextmanager
+    def noting_errors(self):
+        try:
+            yield
+        except StudentError as err:
+            if err.ename != "NotImplementedError":  # a stub leaves nothing behind
+                self.raised = True
+            raise
+
     def call(self, name, *args):
         process = self.running()
         try:
-            return process.call(name, *args, watch=name in self.watched)
+            with self.noting_errors():
+                return process.call(name, *args, watch=name in self.watched)
         finally:
             self.modified_inputs |= process.modified_inputs
             for function, names in process.reached.items():
@@ -174,13 +190,16 @@ class RestartingSubmission:
         self.running().set_global(name, value)
 
     def scenario(self, name, *args):
-        return self.running().scenario(name, *args, timeout=SCENARIO_SECONDS)
+        with self.noting_errors():
+            return self.running().scenario(name, *args, timeout=SCENARIO_SECONDS)
 
     def timed_round(self, kind, name, calls, timeout=None):
-        return self.running().timed_round(kind, name, calls, timeout=timeout)
+        with self.noting_errors():
+            return self.running().timed_round(kind, name, calls, timeout=timeout)
 
     def peak_memory(self, kind, name, args, timeout=None):
-        return self.running().peak_memory(kind, name, args, timeout=timeout)
+        with self.noting_errors():
+            return self.running().peak_memory(kind, name, args, timeout=timeout)
 
     def close(self):
         if self.process is not None:

@@ -23,7 +23,9 @@ Rules of credit (ASSIGNMENT.md, docs/grading.md):
 Outcomes: passed, partial (right values in a near-miss shape), failed, error (the
 student's code raised), timeout, crashed, over_budget, not_attempted. A budget is
 timed only once its function's value tests pass; after a timeout or a crash the
-part's remaining tests are not run (the process is restarted for the next part).
+part's remaining tests are not run. The next part gets a fresh process after a
+timeout, a crash, or any error the student's code raised (a full disk or patched
+globals left by one part's bug would cost the next ones too).
 """
 
 import importlib
@@ -272,16 +274,16 @@ def grade_parts(parts, tests, student, reference, context, on_phase=None):
         student.use_substitutes(phase.substitutes)
         for part in phase.parts:
             graders[part.id].run_values(student, end_to_end=False)
-            student.forget_if_killed()
+            student.forget_if_spoiled()
         if on_phase:
             on_phase(index)
         if index == 0:  # the student's own functions together, before any substitute
             for grader in graders.values():
                 grader.run_values(student, end_to_end=True)
-                student.forget_if_killed()
+                student.forget_if_spoiled()
         for part in phase.parts:
             graders[part.id].run_budgets(student, reference)
-            student.forget_if_killed()
+            student.forget_if_spoiled()
     results = {part_id: grader.finish(student.modified_inputs, student.reached)
                for part_id, grader in graders.items()}
     for grader in graders.values():
@@ -322,7 +324,7 @@ def diagnose(grader, test, student, graders):
     for function in suspects[:MAX_DIAGNOSIS_RUNS]:
         student.use_substitutes((function,), closed=False)
         outcome, *_ = run_one(test, student, None, function_of(test), grader.context)
-        student.forget_if_killed()
+        student.forget_if_spoiled()
         if outcome == "passed":
             result.message += (f". With the book's {function} in place of yours the same run "
                                f"passes: your {function} is at fault")

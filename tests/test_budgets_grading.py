@@ -111,7 +111,8 @@ LOOPS = [
         return O.new_zeros(0)
     return torch.stack([-log_softmax(O[i:i + 1])[0, y[i]] for i in range(len(y))])"""),
     (TWO_LEVEL, """    all_words = torch.einsum("nd,cdm->ncm", H, Ww) + bw  # [n, C, m]: all V words
-    log_p_word = torch.log_softmax(all_words, dim=2)[rows, cluster, position]"""),
+    log_p_all = log_softmax(all_words.reshape(-1, m)).reshape(all_words.shape)
+    log_p_word = log_p_all[rows, cluster, position]"""),
 ]
 LOOPED_FUNCTIONS = ["softmax", "cross_entropy", "accuracy", "train_epoch_ch3", "log_softmax",
                     "softmax_cross_entropy", "two_level_log_prob"]
@@ -247,9 +248,12 @@ def test_the_books_range_indexing_passes_cross_entropy_by_a_clear_margin(graded)
 
 
 def test_python_loops_over_examples_fail_every_budget_they_meet(graded):
+    """The loops notebook keeps the solution's train_epoch_ch3: its budget is timed with the
+    book's softmax and accuracy (a bug costs only its part), so only it passes."""
     outcomes = budget_outcomes(graded["loops"])
     assert len(outcomes) == len(BUDGETS)
-    assert {name: o for name, (o, _) in outcomes.items()} == dict.fromkeys(outcomes, "over_budget")
+    assert {name: o for name, (o, _) in outcomes.items()} == \
+        {name: "passed" if name == EPOCH_BUDGET else "over_budget" for name in outcomes}
     cross_entropy = next(t for t in graded["loops"].tests if t.name == CROSS_ENTROPY_BUDGET)
     assert cross_entropy.details["ratio"] > 2 * cross_entropy.details["budget"]
 

@@ -466,3 +466,73 @@ def test_a_trivial_body_passes_no_test_that_counts_alone(part, function):
         scoring = [t.name for t, r in scenario_tests.outcomes(namespace, tests)
                    if passed(r) and t.counts_alone]
         assert not scoring, f"{function} as {body.__name__} passes {scoring}"
+
+
+# Nothing for nothing: answers replayed from another grading.
+
+class Recorder(FakeStudent):
+    """The reference, writing down every answer it gives: [(request, name, result)]."""
+
+    def __init__(self, namespace):
+        super().__init__(namespace)
+        self.answers = []
+
+    def call(self, name, *args):
+        result = super().call(name, *args)
+        self.answers.append(("call", name, result))
+        return result
+
+    def scenario(self, name, *args):
+        result = super().scenario(name, *args)
+        self.answers.append(("scenario", name, result))
+        return result
+
+
+class Replayer(FakeStudent):
+    """A submission that computes nothing: it answers each call and scenario with what the
+    reference answered to the same request, in the same order, in another grading."""
+
+    def __init__(self, answers):
+        super().__init__({})
+        self.answers = list(answers)
+
+    def _next(self, request, name):
+        for index, (kind, asked, result) in enumerate(self.answers):
+            if (kind, asked) == (request, name):
+                del self.answers[index]
+                return result
+        raise StudentError("LookupError", f"no answer recorded for {name}")
+
+    def call(self, name, *args):
+        return self._next("call", name)
+
+    def scenario(self, name, *args):
+        return self._next("scenario", name)
+
+    def has(self, name):
+        return True
+
+    def set_global(self, name, value):
+        pass
+
+
+REPLAYED_SALTS = SALTS[:4]
+
+
+@pytest.mark.parametrize("test", [t for t in TESTS if t.counts_alone and not t.fixed_answer],
+                         ids=lambda t: f"{t.part}: {t.name}")
+def test_no_test_that_counts_alone_passes_answers_replayed_from_another_grading(test):
+    """A test whose answers do not depend on the salted inputs (a count fixed by the shape,
+    a decision at a written-out threshold) would pay for a table of answers copied from
+    feedback: such a test must not count alone."""
+    with checks.salted(b"the grading the answers come from"):
+        recorder = Recorder(reference_namespace())
+        assert passed(test.run(recorder))
+    passes = []
+    for salt in REPLAYED_SALTS:
+        with checks.salted(salt):
+            try:
+                passes.append(passed(test.run(Replayer(recorder.answers))))
+            except StudentError:
+                passes.append(False)
+    assert not any(passes), f"replayed answers pass {passes.count(True)} of {len(passes)} salts"

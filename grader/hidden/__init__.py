@@ -85,6 +85,10 @@ class HiddenTest:
     """False for a property that a function doing nothing useful also has (it leaves its
     input unchanged, it handles an empty batch): such a test scores only when a test of
     the same function that counts alone passes too."""
+    fixed_answer: bool = False
+    """True where the task has one right answer in every grading (a constant of a dtype,
+    the label names, an input that breaks a formula): a copied answer is a right one, and
+    the test counts alone anyway (checks.py, "Nothing for copied answers")."""
     function: str | None = None
     """The student's function whose credit the test carries; None: the part's only
     function, or the one its name starts with (manifest.function_of)."""

@@ -9,7 +9,7 @@ sums kept in a tensor are as good as Python floats here.
 import torch
 
 from . import HiddenTest, Verdict
-from .checks import failed, passed, short, value_problem
+from .checks import failed, passed, randn, short, value_problem
 
 PART = "accumulator"
 
@@ -52,30 +52,38 @@ def check(student, operations, what):
     return passed(f"{what}: the sums read", numbers)
 
 
-def mixed_values(student):
+def numbers(seed, k):
+    """k salted numbers of N(0, 10^2), rounded to multiples of 1/8 (exact in float32 sums)."""
+    return (randn(k, seed, 80.0).round() / 8).tolist()
+
+
+def mixed_values(student, seed=7301):
+    a, b, c = (numbers(seed + i, 3) for i in range(3))
     operations = [["new", "m", 3], *gets("m", 3),
-                  ["add", "m", [1.5, 2, torch.tensor(3.0)]],
-                  ["add", "m", [0.1, 7, torch.tensor(0.25, dtype=torch.float64)]],
-                  ["add", "m", [-4.0, 0, torch.tensor(1)]], *gets("m", 3)]
+                  ["add", "m", [a[0], int(a[1]), torch.tensor(a[2])]],
+                  ["add", "m", [b[0], int(b[1]), torch.tensor(b[2], dtype=torch.float64)]],
+                  ["add", "m", [c[0], int(c[1]), torch.tensor(int(c[2]))]], *gets("m", 3)]
     return check(student, operations, "Accumulator(3), adding floats, ints and 0-d tensors")
 
 
-def reset(student):
-    operations = [["new", "m", 2], ["add", "m", [3.0, 4]], ["add", "m", [1.0, 1]], ["reset", "m"],
-                  *gets("m", 2), ["add", "m", [0.5, 2]], *gets("m", 2)]
+def reset(student, seed=7302):
+    a, b, c = (numbers(seed + i, 2) for i in range(3))
+    operations = [["new", "m", 2], ["add", "m", a], ["add", "m", b], ["reset", "m"],
+                  *gets("m", 2), ["add", "m", c], *gets("m", 2)]
     return check(student, operations, "Accumulator(2), reset() after two adds, then one add")
 
 
-def separate(student):
-    operations = [["new", "a", 2], ["new", "b", 2], ["add", "a", [1.0, 2.0]], ["add", "b", [10.0, 20.0]],
-                  ["reset", "b"], ["add", "b", [5.0, 6.0]], *gets("a", 2), *gets("b", 2)]
+def separate(student, seed=7303):
+    a, b, c = (numbers(seed + i, 2) for i in range(3))
+    operations = [["new", "a", 2], ["new", "b", 2], ["add", "a", a], ["add", "b", b],
+                  ["reset", "b"], ["add", "b", c], *gets("a", 2), *gets("b", 2)]
     return check(student, operations, "two Accumulator(2)s side by side")
 
 
-def sizes_and_many_adds(student):
+def sizes_and_many_adds(student, seed=7304):
     operations = [["new", "one", 1], ["new", "five", 5]]
-    operations += [["add", "one", [0.001 * i]] for i in range(1000)]
-    operations += [["add", "five", [i, -i, 0.5, 1e6, 1e-6]] for i in range(10)]
+    operations += [["add", "one", [x / 1000]] for x in numbers(seed, 1000)]
+    operations += [["add", "five", [*numbers(seed + 1 + i, 3), 1e6, 1e-6]] for i in range(10)]
     operations += [*gets("one", 1), *gets("five", 5)]
     return check(student, operations, "Accumulator(1) after 1000 adds, Accumulator(5) after 10")
 

@@ -10,7 +10,7 @@ import math
 import torch
 
 from . import HiddenTest, Verdict
-from .checks import a_type, describe, failed, generator, labels
+from .checks import a_type, describe, draws, every, failed, generator, labels
 
 PART = "accuracy"
 
@@ -77,15 +77,21 @@ def short_value(a):
 
 
 def random_scores(student, n, q, dtype, seed):
-    y_hat = scores(n, q, seed, dtype)
-    return check(student, y_hat, half_right(y_hat, seed + 1), f"scores {describe(y_hat)}")
+    """Counts on draws(n) batches: one count of n examples is too easy to guess."""
+    def batch(seed):
+        y_hat = scores(n, q, seed, dtype)
+        return check(student, y_hat, half_right(y_hat, seed + 1), f"scores {describe(y_hat)}")
+    return every(batch(seed + 10_000 * k) for k in range(draws(n)))
 
 
-def predicted_labels(student, dtype):
+def predicted_labels(student, dtype, n=40, seed=411):
     """1-D predictions: compared as labels after conversion to y's dtype (no argmax)."""
-    y = labels(40, 10, 411)
-    y_hat = torch.where(torch.arange(40) % 3 == 0, (y + 1) % 10, y).to(dtype)  # a third wrong
-    return check(student, y_hat, y, f"predicted labels {describe(y_hat)}")
+    def batch(seed):
+        y = labels(n, 10, seed)
+        wrong = torch.rand(n, generator=generator(seed + 1)) < 0.5
+        y_hat = torch.where(wrong, (y + 1) % 10, y).to(dtype)
+        return check(student, y_hat, y, f"predicted labels {describe(y_hat)}")
+    return every(batch(seed + 10_000 * k) for k in range(draws(n)))
 
 
 def all_and_none(student, n=25, seed=413):
@@ -111,10 +117,10 @@ TESTS = [
                lambda s: random_scores(s, 10, 10, torch.float32, 409)),
     HiddenTest("two classes [30, 2]", PART, 0.5, lambda s: random_scores(s, 30, 2, torch.float32, 415)),
     HiddenTest("a single row [1, 10], right and wrong", PART, 0.5,
-               lambda s: all_and_none(s, 1, 417)),
+               lambda s: all_and_none(s, 1, 417), counts_alone=False),
     HiddenTest("predicted labels int64 [40]", PART, 1.0, lambda s: predicted_labels(s, torch.int64)),
     HiddenTest("predicted labels float32 [40]", PART, 0.5, lambda s: predicted_labels(s, torch.float32)),
-    HiddenTest("all right gives n, all wrong gives 0", PART, 1.0, all_and_none),
+    HiddenTest("all right gives n, all wrong gives 0", PART, 1.0, all_and_none, counts_alone=False),
     HiddenTest("an empty batch [0, 10] gives 0.0", PART, 0.5, empty_batch,
                counts_alone=False),
 ]

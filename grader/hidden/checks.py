@@ -35,6 +35,19 @@ resubmission) other ones, so values harvested from one grading say nothing about
 the next. Inputs written out in a test (the extremes of ±1e4, probabilities at
 a threshold) stay fixed: the student can work their answers out anyway.
 
+Nothing for copied answers
+--------------------------
+A test counts alone (HiddenTest.counts_alone) only when its right answer depends on
+the salted inputs so much that an answer copied from another grading, or guessed,
+matches with a chance below 2**-UNGUESSABLE_BITS: a count of n examples holds only
+about log2(n) bits, so a test of counts asks for several (`every` over `draws`).
+A test whose answer the shapes or written-out inputs fix (an empty batch, all right
+then all wrong, a probability at the threshold, rows that sum to 1) adds credit only
+beside one that counts alone. Where the task itself has one answer (the overflow
+threshold of a dtype, the ten label names, an input that breaks the naive formula)
+the test says so (HiddenTest.fixed_answer): a copied answer is a right one.
+tests/test_hidden_integrity.py replays every test's answers under other salts.
+
 No answers in messages
 ----------------------
 A message says what was tried (the kind of input, shapes, dtypes), how far off the
@@ -130,6 +143,26 @@ def row_magnitude(O, keepdim=True):
     keepdim): the `scale` of log-domain results, [n, 1] for [n, q] results, [n] for losses."""
     O = O.double().abs()
     return torch.where(torch.isfinite(O), O, 0.0).amax(dim=1, keepdim=keepdim)
+
+
+UNGUESSABLE_BITS = 20
+
+
+def draws(n, p=0.5):
+    """How many counts of n examples, each right with probability p, a test asks for so that
+    together they hold UNGUESSABLE_BITS: a binomial count holds log2(2 pi e n p (1 - p)) / 2."""
+    bits = max(math.log2(2 * math.pi * math.e * n * p * (1 - p)) / 2, 1.0)
+    return math.ceil(UNGUESSABLE_BITS / bits)
+
+
+def every(verdicts):
+    """The first failed Verdict of an iterable (drawn lazily: no call after a failure), else
+    the last one."""
+    verdict = None
+    for verdict in verdicts:
+        if not verdict.passed:
+            return verdict
+    return verdict
 
 
 # Descriptions for messages.

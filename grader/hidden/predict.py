@@ -100,7 +100,7 @@ def predictions(student, n, seed):
 TESTS = [
     HiddenTest("labels 0 to 9 in class order", PART, 1.0,
                lambda s: label_names(s, list(range(10)), "[0, 1, ..., 9]"),
-               function="get_fashion_mnist_labels"),
+               function="get_fashion_mnist_labels", fixed_answer=True),
     HiddenTest("a tensor of 25 labels", PART, 1.0,
                lambda s: label_names(s, torch.randint(0, 10, (25,), generator=generator(7601)),
                                      "an int64 tensor of 25 labels"),

@@ -99,5 +99,6 @@ TESTS = [
                lambda s: values(s, [(5, 3)], torch.float64, 2.5, 1, 7203)),
     HiddenTest("updates the tensors themselves, in place", PART, 1.0,
                lambda s: in_place(s, MODEL, torch.float32, 7204), counts_alone=False),
-    HiddenTest("zeroes the gradients", PART, 1.0, lambda s: zeroed(s, ODD, torch.float64, 7205)),
+    HiddenTest("zeroes the gradients", PART, 1.0, lambda s: zeroed(s, ODD, torch.float64, 7205),
+               counts_alone=False),
 ]
