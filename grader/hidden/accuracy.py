@@ -10,7 +10,7 @@ import math
 import torch
 
 from . import HiddenTest, Verdict
-from .checks import a_type, describe, draws, every, failed, generator, labels
+from .checks import a_type, describe, draw_seeds, every, failed, generator, labels
 
 PART = "accuracy"
 
@@ -77,11 +77,11 @@ def short_value(a):
 
 
 def random_scores(student, n, q, dtype, seed):
-    """Counts on draws(n) batches: one count of n examples is too easy to guess."""
+    """Counts on several batches: one count of n examples is too easy to guess."""
     def batch(seed):
         y_hat = scores(n, q, seed, dtype)
         return check(student, y_hat, half_right(y_hat, seed + 1), f"scores {describe(y_hat)}")
-    return every(batch(seed + 10_000 * k) for k in range(draws(n)))
+    return every(batch(s) for s in draw_seeds(seed, n))
 
 
 def predicted_labels(student, dtype, n=40, seed=411):
@@ -91,7 +91,7 @@ def predicted_labels(student, dtype, n=40, seed=411):
         wrong = torch.rand(n, generator=generator(seed + 1)) < 0.5
         y_hat = torch.where(wrong, (y + 1) % 10, y).to(dtype)
         return check(student, y_hat, y, f"predicted labels {describe(y_hat)}")
-    return every(batch(seed + 10_000 * k) for k in range(draws(n)))
+    return every(batch(s) for s in draw_seeds(seed, n))
 
 
 def all_and_none(student, n=25, seed=413):

@@ -33,14 +33,14 @@ Every hidden input is drawn from its test's seed mixed with the grading's salt
 the same notebook always gets the same inputs and grade, another notebook (a
 resubmission) other ones, so values harvested from one grading say nothing about
 the next. Inputs written out in a test (the extremes of ±1e4, probabilities at
-a threshold) stay fixed: the student can work their answers out anyway.
+a threshold) stay fixed: such a test counts only beside one with drawn inputs.
 
 Nothing for copied answers
 --------------------------
 A test counts alone (HiddenTest.counts_alone) only when its right answer depends on
 the salted inputs so much that an answer copied from another grading, or guessed,
 matches with a chance below 2**-UNGUESSABLE_BITS: a count of n examples holds only
-about log2(n) bits, so a test of counts asks for several (`every` over `draws`).
+about log2(n) bits, so a test of counts asks for several (`every` over `draw_seeds`).
 A test whose answer the shapes or written-out inputs fix (an empty batch, all right
 then all wrong, a probability at the threshold, rows that sum to 1) adds credit only
 beside one that counts alone. Where the task itself has one answer (the overflow
@@ -148,11 +148,12 @@ def row_magnitude(O, keepdim=True):
 UNGUESSABLE_BITS = 20
 
 
-def draws(n, p=0.5):
-    """How many counts of n examples, each right with probability p, a test asks for so that
-    together they hold UNGUESSABLE_BITS: a binomial count holds log2(2 pi e n p (1 - p)) / 2."""
+def draw_seeds(seed, n, p=0.5):
+    """The seeds of the draws a test of counts asks for: counts of n examples, each right
+    with probability p, as many as together hold UNGUESSABLE_BITS (a binomial count holds
+    log2(2 pi e n p (1 - p)) / 2)."""
     bits = max(math.log2(2 * math.pi * math.e * n * p * (1 - p)) / 2, 1.0)
-    return math.ceil(UNGUESSABLE_BITS / bits)
+    return [seed + 10_000 * k for k in range(math.ceil(UNGUESSABLE_BITS / bits))]
 
 
 def every(verdicts):

@@ -13,7 +13,7 @@ import math
 import torch
 
 from . import HiddenTest, Verdict
-from .checks import draws, every, failed, generator, short, type_name
+from .checks import draw_seeds, every, failed, generator, short, type_name
 from .train_epoch import linear_problem
 
 PART = "evaluate_accuracy"
@@ -72,16 +72,11 @@ EXAMPLES = 203
 RIGHT_FOR_A_RANDOM_NET = 0.2  # of 5 classes: the draws are counted pessimistically
 
 
-def drawn(seed, n):
-    """Seeds of the draws a test of n examples evaluates on."""
-    return [seed + 10_000 * k for k in range(draws(n, RIGHT_FOR_A_RANDOM_NET))]
-
-
 def all_examples(student, seed):
     def run(seed):
         X, y, W, b = linear_problem(seed, EXAMPLES)
         return evaluate(student, "function", W, b, X, y, 32)[1]
-    return every(run(s) for s in drawn(seed, EXAMPLES))
+    return every(run(s) for s in draw_seeds(seed, EXAMPLES, RIGHT_FOR_A_RANDOM_NET))
 
 
 def eval_mode(student, seed):
@@ -95,7 +90,7 @@ def eval_mode(student, seed):
                                   f"{len(report['calls'])} forward passes ran in training mode; "
                                   f"this looks like {NO_EVAL}", {"mistake": NO_EVAL})
         return verdict
-    return every(run(s) for s in drawn(seed, EXAMPLES))
+    return every(run(s) for s in draw_seeds(seed, EXAMPLES, RIGHT_FOR_A_RANDOM_NET))
 
 
 def no_grad(student, seed):
@@ -129,7 +124,7 @@ def fashion_sized(student, seed, n=1000):
     def run(seed):
         X, y, W, b = images(seed, n)
         return evaluate(student, "function", W, b, X, y, 256)[1]
-    return every(run(s) for s in drawn(seed, n))
+    return every(run(s) for s in draw_seeds(seed, n, RIGHT_FOR_A_RANDOM_NET))
 
 
 def single_example(student, seed):
